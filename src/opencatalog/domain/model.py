@@ -1,0 +1,255 @@
+"""The catalog's entities and value objects.
+
+Everything here is a frozen attrs class: services change state by building new instances with
+``attrs.evolve``, never by mutating one in place, so a value handed to a caller can never be
+changed behind their back. The classes carry no persistence or wire configuration; adapters map
+them explicitly.
+
+Aggregates carry a ``revision`` (1 on create, +1 on every stored change) that storage checks on
+save: a stale save raises :class:`~opencatalog.errors.Conflict` instead of losing an update.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+__all__ = [
+    "Activity",
+    "ApiToken",
+    "Capacity",
+    "Dataset",
+    "Group",
+    "Membership",
+    "Resource",
+    "State",
+    "Tag",
+    "User",
+    "Vocabulary",
+    "snapshot",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (the only kind of datetime the domain holds)."""
+    return datetime.now(UTC)
+
+
+class State(enum.StrEnum):
+    """Life-cycle state shared by datasets, groups, organizations and users."""
+
+    ACTIVE = "active"
+    DRAFT = "draft"
+    DELETED = "deleted"
+
+
+class Capacity(enum.StrEnum):
+    """A user's role in an organization or group; each includes the rights of the next."""
+
+    ADMIN = "admin"
+    EDITOR = "editor"
+    MEMBER = "member"
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+@frozen(kw_only=True)
+class Tag:
+    """A keyword on a dataset; free tags have no vocabulary."""
+
+    name: str
+    vocabulary_id: str | None = None
+
+
+@frozen(kw_only=True)
+class Vocabulary:
+    """A named, closed list of tags (vocabulary tags carry the vocabulary's id)."""
+
+    id: str
+    name: str
+    tags: tuple[str, ...] = field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class Resource:
+    """A file or link inside a dataset. ``position`` is its 0-based place in the dataset.
+
+    ``extras`` holds any further keys; unlike dataset extras their values may be any JSON value.
+    """
+
+    id: str
+    package_id: str
+    url: str = ""
+    url_type: str | None = None
+    name: str | None = None
+    description: str | None = None
+    format: str | None = None
+    mimetype: str | None = None
+    hash: str | None = None
+    size: int | None = None
+    position: int = 0
+    created: datetime
+    last_modified: datetime | None = None
+    metadata_modified: datetime
+    extras: Mapping[str, Any] = field(factory=dict, converter=_mapping)
+
+
+@frozen(kw_only=True)
+class Dataset:
+    """A dataset (CKAN: package), the aggregate that owns its resources.
+
+    ``groups`` holds the ids of the groups the dataset belongs to; ``owner_org`` the id of its
+    organization. ``resources`` holds the active resources in position order.
+    """
+
+    id: str
+    name: str
+    title: str | None = None
+    notes: str | None = None
+    url: str | None = None
+    version: str | None = None
+    author: str | None = None
+    author_email: str | None = None
+    maintainer: str | None = None
+    maintainer_email: str | None = None
+    license_id: str | None = None
+    owner_org: str | None = None
+    private: bool = False
+    state: State = State.ACTIVE
+    type: str = "dataset"
+    tags: tuple[Tag, ...] = field(default=(), converter=_tuple)
+    extras: Mapping[str, str] = field(factory=dict, converter=_mapping)
+    groups: tuple[str, ...] = field(default=(), converter=_tuple)
+    resources: tuple[Resource, ...] = field(default=(), converter=_tuple)
+    metadata_created: datetime
+    metadata_modified: datetime
+    creator_user_id: str | None = None
+    revision: int = 1
+
+    def resource(self, resource_id: str) -> Resource | None:
+        """The resource with this id, or None."""
+        for res in self.resources:
+            if res.id == resource_id:
+                return res
+        return None
+
+    @property
+    def is_public(self) -> bool:
+        """Anyone may see it: active and not private."""
+        return self.state is State.ACTIVE and not self.private
+
+
+@frozen(kw_only=True)
+class Group:
+    """A group (a category of datasets) or, with ``is_organization``, an organization.
+
+    Groups and organizations share one name space, as in CKAN.
+    """
+
+    id: str
+    name: str
+    is_organization: bool
+    title: str | None = None
+    description: str | None = None
+    image_url: str | None = None
+    type: str = "group"
+    state: State = State.ACTIVE
+    extras: Mapping[str, str] = field(factory=dict, converter=_mapping)
+    created: datetime
+    revision: int = 1
+
+    @property
+    def display_name(self) -> str:
+        return self.title or self.name
+
+
+@frozen(kw_only=True)
+class Membership:
+    """A user's capacity in an organization or group."""
+
+    group_id: str
+    user_id: str
+    capacity: Capacity
+
+
+@frozen(kw_only=True)
+class User:
+    """A person or machine account. ``password_hash`` is never shown outside storage."""
+
+    id: str
+    name: str
+    email: str | None = None
+    fullname: str | None = None
+    about: str | None = None
+    image_url: str | None = None
+    password_hash: str | None = field(default=None, repr=False)
+    sysadmin: bool = False
+    state: State = State.ACTIVE
+    created: datetime
+    revision: int = 1
+
+    @property
+    def display_name(self) -> str:
+        return self.fullname or self.name
+
+
+@frozen(kw_only=True)
+class ApiToken:
+    """An API token. Only the hash of its secret is kept; the secret is shown once on create."""
+
+    id: str
+    user_id: str
+    name: str
+    token_hash: str = field(repr=False)
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@frozen(kw_only=True)
+class Activity:
+    """Who did what to which object, when, with a snapshot of the object after the change.
+
+    ``activity_type`` is ``<object_type>.<created|updated|deleted|...>``, e.g.
+    ``dataset.created``; ``data`` is a JSON-ready snapshot (see :func:`snapshot`).
+    """
+
+    id: str
+    timestamp: datetime
+    user_id: str | None
+    object_id: str
+    object_type: str
+    activity_type: str
+    data: Mapping[str, Any] = field(factory=dict, converter=_mapping)
+    permission_labels: tuple[str, ...] = field(default=(), converter=_tuple)
+
+
+def _jsonable(inst: Any, attribute: Any, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """A JSON-ready dict of an entity, for activity records. Secrets are left out."""
+    data = attrs.asdict(obj, value_serializer=_jsonable, retain_collection_types=False)
+    data.pop("password_hash", None)
+    data.pop("token_hash", None)
+    return data
