@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
-from opencatalog.domain.model import Capacity, State, Tag
+from opencatalog.domain.model import State, Tag
 
 __all__ = [
     "UNSET",
@@ -88,14 +88,14 @@ class ResourcePatch:
     """The fields of a resource to change; extras given are merged into the existing ones."""
 
     url: str | Unset = UNSET
-    url_type: str | None | Unset = UNSET
-    name: str | None | Unset = UNSET
-    description: str | None | Unset = UNSET
-    format: str | None | Unset = UNSET
-    mimetype: str | None | Unset = UNSET
-    hash: str | None | Unset = UNSET
-    size: int | None | Unset = UNSET
-    last_modified: datetime | None | Unset = UNSET
+    url_type: str | Unset | None = UNSET
+    name: str | Unset | None = UNSET
+    description: str | Unset | None = UNSET
+    format: str | Unset | None = UNSET
+    mimetype: str | Unset | None = UNSET
+    hash: str | Unset | None = UNSET
+    size: int | Unset | None = UNSET
+    last_modified: datetime | Unset | None = UNSET
     extras: Mapping[str, Any] | Unset = UNSET
 
 
@@ -137,16 +137,16 @@ class DatasetPatch:
     """
 
     name: str | Unset = UNSET
-    title: str | None | Unset = UNSET
-    notes: str | None | Unset = UNSET
-    url: str | None | Unset = UNSET
-    version: str | None | Unset = UNSET
-    author: str | None | Unset = UNSET
-    author_email: str | None | Unset = UNSET
-    maintainer: str | None | Unset = UNSET
-    maintainer_email: str | None | Unset = UNSET
-    license_id: str | None | Unset = UNSET
-    owner_org: str | None | Unset = UNSET
+    title: str | Unset | None = UNSET
+    notes: str | Unset | None = UNSET
+    url: str | Unset | None = UNSET
+    version: str | Unset | None = UNSET
+    author: str | Unset | None = UNSET
+    author_email: str | Unset | None = UNSET
+    maintainer: str | Unset | None = UNSET
+    maintainer_email: str | Unset | None = UNSET
+    license_id: str | Unset | None = UNSET
+    owner_org: str | Unset | None = UNSET
     private: bool | Unset = UNSET
     state: State | Unset = UNSET
     tags: tuple[Tag, ...] | Unset = field(default=UNSET, converter=_tags)
@@ -173,9 +173,9 @@ class GroupPatch:
     """The fields of a group or organization to change."""
 
     name: str | Unset = UNSET
-    title: str | None | Unset = UNSET
-    description: str | None | Unset = UNSET
-    image_url: str | None | Unset = UNSET
+    title: str | Unset | None = UNSET
+    description: str | Unset | None = UNSET
+    image_url: str | Unset | None = UNSET
     extras: Mapping[str, str] | Unset = UNSET
 
 
@@ -200,9 +200,9 @@ class UserPatch:
     name: str | Unset = UNSET
     email: str | Unset = UNSET
     password: str | Unset = field(default=UNSET, repr=False)
-    fullname: str | None | Unset = UNSET
-    about: str | None | Unset = UNSET
-    image_url: str | None | Unset = UNSET
+    fullname: str | Unset | None = UNSET
+    about: str | Unset | None = UNSET
+    image_url: str | Unset | None = UNSET
     sysadmin: bool | Unset = UNSET
 
 
