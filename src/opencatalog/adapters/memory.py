@@ -315,7 +315,9 @@ class _Users(UserRepository):
             del self._s.tokens[tid]
 
     def _select(self, states: frozenset[State]) -> list[User]:
-        return sorted((u for u in self._s.users.values() if u.state in states), key=lambda u: u.name)
+        return sorted(
+            (u for u in self._s.users.values() if u.state in states), key=lambda u: u.name
+        )
 
     def list(
         self,
@@ -524,7 +526,6 @@ class _MemoryUnitOfWork(UnitOfWork):
 
 class MemoryStorage(Storage):
     """Storage in process memory; lost when the process ends."""
-
 
     def __init__(self) -> None:
         self._state = _State()

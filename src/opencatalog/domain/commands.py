@@ -204,5 +204,3 @@ class UserPatch:
     about: str | Unset | None = UNSET
     image_url: str | Unset | None = UNSET
     sysadmin: bool | Unset = UNSET
-
-

@@ -95,7 +95,7 @@ DEFAULT_LICENSES: tuple[License, ...] = (
 )
 
 LICENSES_BY_ID: Mapping[str, License] = MappingProxyType(
-    {license.id: license for license in DEFAULT_LICENSES}
+    {entry.id: entry for entry in DEFAULT_LICENSES}
 )
 """Read-only index of :data:`DEFAULT_LICENSES` by id."""
 

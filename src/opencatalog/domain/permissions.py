@@ -53,7 +53,11 @@ class Role(enum.IntEnum):
     SYSADMIN = 5
 
 
-_CAPACITY_ROLE = {Capacity.MEMBER: Role.MEMBER, Capacity.EDITOR: Role.EDITOR, Capacity.ADMIN: Role.ADMIN}
+_CAPACITY_ROLE = {
+    Capacity.MEMBER: Role.MEMBER,
+    Capacity.EDITOR: Role.EDITOR,
+    Capacity.ADMIN: Role.ADMIN,
+}
 
 
 class Action(enum.StrEnum):

@@ -49,7 +49,9 @@ _TITLE_NAME_MAX_LENGTH = NAME_MAX_LENGTH - 5
 
 _NAME_RE = re.compile(r"[a-z0-9_-]+")
 _TAG_RE = re.compile(r"[\w .-]+")
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 # The "valid e-mail address" production of the HTML standard: an ASCII local part, then one or
 # more dot-separated host labels of 1-63 letters, digits and inner hyphens.
 _EMAIL_RE = re.compile(
@@ -62,9 +64,7 @@ _MSG_NAME_NOT_STRING = "Names must be strings"
 _MSG_NAME_RESERVED = "That name cannot be used"
 _MSG_NAME_TOO_SHORT = f"Must be at least {NAME_MIN_LENGTH} characters long"
 _MSG_NAME_TOO_LONG = f"Name must be a maximum of {NAME_MAX_LENGTH} characters long"
-_MSG_NAME_CHARSET = (
-    "Must be purely lowercase alphanumeric (ascii) characters and these symbols: -_"
-)
+_MSG_NAME_CHARSET = "Must be purely lowercase alphanumeric (ascii) characters and these symbols: -_"
 _MSG_TAG_NOT_STRING = "Tags must be strings"
 _MSG_PASSWORD_NOT_STRING = "Passwords must be strings"
 _MSG_PASSWORD_TOO_SHORT = f"Your password must be {_PASSWORD_MIN_LENGTH} characters or longer"
@@ -182,7 +182,7 @@ _TRANSLITERATIONS = {
     ord("Ø"): "O",
     ord("ł"): "l",
     ord("Ł"): "L",
-    ord("ı"): "i",
+    0x0131: "i",  # dotless i
 }
 
 _NAME_SEPARATORS_RE = re.compile(r"[\s.:/]")
@@ -211,7 +211,7 @@ def _avoid_reserved(name: str) -> str:
 
 
 def _name_characters(text: str) -> str:
-    """ASCII, separators (whitespace ``.`` ``:`` ``/``) to ``-``, other symbols removed, lowercased."""
+    """ASCII; whitespace, ``.``, ``:`` and ``/`` to ``-``; other symbols removed; lowercased."""
     text = _NAME_SEPARATORS_RE.sub("-", _to_ascii(text))
     return _NOT_NAME_CHAR_RE.sub("", text).lower()
 
@@ -297,7 +297,11 @@ def normalize_tag_string(value: str) -> list[str]:
 
 # (canonical name, MIME type or None, alternative spellings incl. file extensions).
 _FORMATS: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
-    ("CSV", "text/csv", ("comma separated values", "text/comma-separated-values", "application/csv")),
+    (
+        "CSV",
+        "text/csv",
+        ("comma separated values", "text/comma-separated-values", "application/csv"),
+    ),
     ("TSV", "text/tab-separated-values", ("tab separated values", "tab", "text/tsv")),
     ("JSON", "application/json", ("text/json",)),
     ("NDJSON", "application/x-ndjson", ("jsonl", "json lines", "application/jsonl")),

@@ -212,7 +212,9 @@ class GroupRepository(ABC):
         """Groups (or organizations) in these states, ordered by name."""
 
     @abstractmethod
-    def count(self, *, is_organization: bool, states: frozenset[State] = frozenset({State.ACTIVE})) -> int:
+    def count(
+        self, *, is_organization: bool, states: frozenset[State] = frozenset({State.ACTIVE})
+    ) -> int:
         """How many groups (or organizations) are in these states."""
 
 
@@ -356,6 +358,11 @@ class ActivityRepository(ABC):
     @abstractmethod
     def add(self, activity: Activity) -> None:
         """Append an activity."""
+
+    def add_many(self, activities: Sequence[Activity]) -> None:
+        """Append many activities; backends override this with a bulk path."""
+        for activity in activities:
+            self.add(activity)
 
     @abstractmethod
     def list(
