@@ -415,14 +415,20 @@ def canonical_format(value: str | None) -> str | None:
 def guess_format(url: str) -> str | None:
     """Guess a resource's canonical format from the extension of its URL's path.
 
-    The query string and fragment are ignored and the path is percent-decoded. Only the last
+    The query string and fragment are ignored and the path is percent-decoded; a malformed URL
+    never raises. Only the last
     extension decides: ``data.csv.gz`` gives ``"GZIP"``, not ``"CSV"``. The extension is looked
     up in the known formats; failing that, the standard library's MIME table (which may
     include the host's ``mime.types`` entries) maps it to a MIME type, giving the canonical
     format when that type is known and the upper-cased extension otherwise (``.mp3`` ->
     ``"MP3"``). No extension, or one nobody knows, gives ``None``.
     """
-    path = unquote(urlsplit(url.strip()).path)
+    url = url.strip()
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # e.g. an unbalanced "[" in the host: still look at the tail
+        path = url.split("#", 1)[0].split("?", 1)[0]
+    path = unquote(path)
     extension = posixpath.splitext(posixpath.basename(path))[1][1:].lower()
     if not extension:
         return None
