@@ -249,7 +249,7 @@ def _jsonable(inst: Any, attribute: Any, value: Any) -> Any:
 
 def snapshot(obj: Any) -> dict[str, Any]:
     """A JSON-ready dict of an entity, for activity records. Secrets are left out."""
-    data = attrs.asdict(obj, value_serializer=_jsonable, retain_collection_types=False)
+    data = attrs.asdict(obj, value_serializer=_jsonable)
     data.pop("password_hash", None)
     data.pop("token_hash", None)
     return data

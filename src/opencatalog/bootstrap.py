@@ -1,0 +1,87 @@
+"""The composition root: :func:`open_catalog` builds a Catalog from settings or a location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opencatalog import registry
+from opencatalog.config import Settings, load_settings
+from opencatalog.domain.permissions import Policy
+from opencatalog.errors import ConfigurationError
+from opencatalog.ports.security import PasswordHasher
+from opencatalog.ports.storage import Storage
+from opencatalog.services._base import ServiceContext
+from opencatalog.services.catalog import Catalog
+
+__all__ = ["CATALOG_DB", "CONFIG_FILE", "open_catalog"]
+
+#: File names inside a catalog folder.
+CATALOG_DB = "catalog.db"
+CONFIG_FILE = "opencatalog.toml"
+
+
+def _folder_settings(folder: Path, overrides: dict[str, Any]) -> Settings:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / CONFIG_FILE
+    values: dict[str, Any] = {"storage": f"sqlite:///{(folder / CATALOG_DB).resolve()}"}
+    if config.exists():
+        values.update(Settings.file_values(config))
+    values.update(Settings.env_values())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.from_mapping(values)
+
+
+def open_catalog(
+    location: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    storage: Storage | None = None,
+    password_hasher: PasswordHasher | None = None,
+    initialize: bool = True,
+    **overrides: Any,
+) -> Catalog:
+    """Open a catalog.
+
+    * ``open_catalog()``: in memory (gone when the process ends);
+    * ``open_catalog("./my-catalog")``: the embedded catalog in that folder (SQLite database
+      ``catalog.db``; settings from ``opencatalog.toml`` there if present), created if needed;
+    * ``open_catalog("postgresql+psycopg://user@host/db")`` or any storage URL;
+    * ``settings=Settings(...)`` or keyword overrides (``storage="sqlite:///x.db"``,
+      ``create_unowned_dataset=True``...), or ready-made ports (``storage=``) for tests.
+
+    ``initialize`` creates or upgrades the storage schema. The returned catalog acts as the
+    system actor; use ``catalog.as_user(name)`` to act for a user.
+    """
+    if settings is not None and (location is not None or overrides):
+        raise ConfigurationError("Give either settings or a location/overrides, not both")
+    if settings is None:
+        if location is None:
+            settings = load_settings(**overrides)
+        elif "://" in str(location):
+            settings = load_settings(**{**overrides, "storage": str(location)})
+        else:
+            settings = _folder_settings(Path(location), overrides)
+    closers = []
+    if storage is None:
+        options: dict[str, Any] = {}
+        if registry.scheme_of(settings.storage) == "sqlite":
+            options["synchronous"] = settings.sqlite_synchronous
+        storage = registry.create("storage", settings.storage, **options)
+        closers.append(storage.close)
+    if initialize:
+        storage.initialize()
+    if password_hasher is None:
+        from opencatalog.adapters.argon2_hasher import Argon2PasswordHasher
+
+        password_hasher = Argon2PasswordHasher(**dict(settings.password_hash_params))
+    ctx = ServiceContext(
+        storage=storage,
+        policy=Policy(
+            create_unowned_dataset=settings.create_unowned_dataset,
+            user_create_organizations=settings.user_create_organizations,
+            user_create_groups=settings.user_create_groups,
+        ),
+        hasher=password_hasher,
+    )
+    return Catalog(ctx, on_close=closers, info={"settings": {"storage": settings.storage}})

@@ -1,0 +1,103 @@
+"""Settings: which backends a catalog uses and the site's policy switches.
+
+Settings come from keyword arguments, ``OPENCATALOG_*`` environment variables or a TOML file
+(a ``[opencatalog]`` table or top-level keys). Later sources override earlier ones in
+:func:`load_settings`: file, then environment, then keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from opencatalog.errors import ConfigurationError
+
+__all__ = ["Settings", "load_settings"]
+
+ENV_PREFIX = "OPENCATALOG_"
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigurationError(f"Not a boolean: {value!r}")
+
+
+@frozen(kw_only=True)
+class Settings:
+    """Everything a catalog is built from.
+
+    ``storage``: a storage URL (``memory://``, ``sqlite:///path.db``,
+    ``postgresql+psycopg://user@host/db``). ``password_hash_params``: Argon2 parameters
+    (``time_cost``, ``memory_cost``...) for the password hasher. The policy switches are those
+    of :class:`opencatalog.domain.permissions.Policy`.
+    """
+
+    storage: str = "memory://"
+    sqlite_synchronous: str = "full"
+    create_unowned_dataset: bool = attrs.field(default=False, converter=_bool)
+    user_create_organizations: bool = attrs.field(default=False, converter=_bool)
+    user_create_groups: bool = attrs.field(default=True, converter=_bool)
+    password_hash_params: Mapping[str, int] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Settings:
+        """Settings from a dict; unknown keys raise ConfigurationError."""
+        names = {f.name for f in attrs.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigurationError(f"Unknown settings: {', '.join(sorted(unknown))}")
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    @staticmethod
+    def env_values(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The settings given as ``OPENCATALOG_<NAME>`` environment variables."""
+        env = os.environ if environ is None else environ
+        out: dict[str, Any] = {}
+        for f in attrs.fields(Settings):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env and f.name != "password_hash_params":
+                out[f.name] = env[key]
+        return out
+
+    @staticmethod
+    def file_values(path: str | Path) -> dict[str, Any]:
+        """The settings in a TOML file."""
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"Cannot read settings file {path}: {exc}") from exc
+        table = data.get("opencatalog", data)
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{path}: [opencatalog] must be a table")
+        return dict(table)
+
+
+def load_settings(
+    *, file: str | Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Settings from a TOML file (or ``OPENCATALOG_CONFIG``), then the environment, then
+    keyword arguments, each overriding the one before."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    file = file or env.get(ENV_PREFIX + "CONFIG")
+    if file:
+        values.update(Settings.file_values(file))
+    values.update(Settings.env_values(env))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings.from_mapping(values)
