@@ -27,6 +27,12 @@ Distributions (rank 1 is the most common item):
 * resources: 1-5 per dataset (uniform), format Zipf s=1.0 over 15 formats;
 * title 4-8 words, notes 60-100 words, resource descriptions 15 words.
 
+Besides the fields ``package_create`` documents, each dataset and resource has a
+uuid4 ``id`` (so raw inserts can use them as keys), and datasets carry a
+``maintainer_email``.  Tag words are a shuffled pick of 2,000 among the 8,000
+most common words.  Resource urls end with the format's file extension, except
+for API resources, whose urls point at an endpoint under ``/api/``.
+
 Usage as a module::
 
     from benchmarks.generate import Generator
@@ -44,14 +50,14 @@ Usage as a script::
         --orgs-out benchmarks/data/orgs.jsonl --groups-out benchmarks/data/groups.jsonl
     python benchmarks/generate.py --datasets 10000 --summary
 
-Seed 42 gives 10,000 datasets with 30,002 resources, 54,985 tag links and
-15,044 group links; 100,000 datasets have 299,953 resources, 549,976 tag links
-and 150,168 group links.
+Seed 42 gives 10,000 datasets with 30,039 resources, 54,996 tag links and
+14,790 group links; 100,000 datasets have 300,185 resources, 551,067 tag links
+and 149,107 group links.
 
-Measured speed (Python 3.11.7, 2-CPU Linux VM, best of 3): building a
-``Generator`` takes about 0.1 s; generating 100,000 datasets takes about 11 s
-(~9,000 datasets/s); writing them as JSON Lines with the script takes about
-15 s in all (a 218 MB file).
+Measured speed (Python 3.11.7, 2-CPU Linux VM): building a ``Generator`` takes
+about 0.1 s; generating 100,000 datasets takes about 10 s (best of 3: 9.96 s,
+~10,000 datasets/s; the runs spanned 10.0-11.0 s); the script, which also
+serialises them as JSON Lines, takes 13.5 s in all for 100,000 (a 218 MB file).
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "LICENSE_IDS", "Generator", "main"]
+__all__ = ["FORMATS", "FORMAT_EXTENSIONS", "LICENSE_IDS", "Generator", "main", "zipf_cum_weights"]
 
 # CKAN's 15 default license ids, ordered by how common they are made here,
 # followed by 15 invented ones.
@@ -166,9 +172,9 @@ _STOP_WORDS = frozenset(
     between both but can could did does doing done down during each few for from further
     had has have her here hers him his how into its just more most nor not now off once
     one only other our ours out over own same she should some such than that the their
-    them then there these they this those through too two under until very was were
-    what when where which while who whom why will with would yes you your
-    """.split()
+    them then there these they this those through too two under until very was were what
+    when where which while who whom why will with would yes you your
+    """.split()  # noqa: SIM905
 )
 
 _ORG_KINDS: tuple[str, ...] = (
