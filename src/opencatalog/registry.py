@@ -89,7 +89,7 @@ def _load(path: str) -> Factory:
         raise ConfigurationError(f"Cannot import backend module {module_name!r}: {exc}") from exc
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def create(group: str, url: str, **options: Any) -> Any:

@@ -7,6 +7,8 @@ snapshot and never wait. Domain objects are frozen, so the copies are shallow.
 
 from __future__ import annotations
 
+import builtins
+
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -106,7 +108,7 @@ class _Datasets(DatasetRepository):
         dataset_id = self._s.dataset_names.get(name)
         return None if dataset_id is None else self._s.datasets[dataset_id]
 
-    def get_many(self, ids: Sequence[str]) -> list[Dataset]:
+    def get_many(self, ids: Sequence[str]) -> builtins.list[Dataset]:
         return [self._s.datasets[i] for i in ids if i in self._s.datasets]
 
     def find_by_resource(self, resource_id: str) -> Dataset | None:
@@ -148,12 +150,12 @@ class _Datasets(DatasetRepository):
         for res in ds.resources:
             self._s.resource_owner.pop(res.id, None)
 
-    def _select(self, flt: DatasetFilter) -> list[Dataset]:
+    def _select(self, flt: DatasetFilter) -> builtins.list[Dataset]:
         return [ds for ds in self._s.datasets.values() if _matches(flt, ds)]
 
     def list(
         self, flt: DatasetFilter, *, offset: int = 0, limit: int | None = None, order: str = "name"
-    ) -> list[Dataset]:
+    ) -> builtins.list[Dataset]:
         items = self._select(flt)
         if order == "name":
             items.sort(key=lambda d: d.name)
@@ -173,7 +175,7 @@ class _Datasets(DatasetRepository):
 
     def tag_counts(
         self, flt: DatasetFilter, *, vocabulary_id: str | None = None
-    ) -> list[tuple[str, int]]:
+    ) -> builtins.list[tuple[str, int]]:
         counts: dict[str, int] = {}
         for ds in self._select(flt):
             for name in {t.name for t in ds.tags if t.vocabulary_id == vocabulary_id}:
@@ -202,7 +204,7 @@ class _Groups(GroupRepository):
         gid = self._s.group_names.get(name)
         return None if gid is None else self._s.groups[gid]
 
-    def get_many(self, ids: Sequence[str]) -> list[Group]:
+    def get_many(self, ids: Sequence[str]) -> builtins.list[Group]:
         return [self._s.groups[i] for i in ids if i in self._s.groups]
 
     def _claim(self, group: Group, previous: Group | None) -> None:
@@ -237,7 +239,7 @@ class _Groups(GroupRepository):
                     ds, groups=tuple(g for g in ds.groups if g != group_id)
                 )
 
-    def _select(self, is_organization: bool, states: frozenset[State]) -> list[Group]:
+    def _select(self, is_organization: bool, states: frozenset[State]) -> builtins.list[Group]:
         return sorted(
             (
                 g
@@ -254,7 +256,7 @@ class _Groups(GroupRepository):
         states: frozenset[State] = frozenset({State.ACTIVE}),
         offset: int = 0,
         limit: int | None = None,
-    ) -> list[Group]:
+    ) -> builtins.list[Group]:
         items = self._select(is_organization, states)
         end = None if limit is None else offset + limit
         return items[offset:end]
@@ -314,7 +316,7 @@ class _Users(UserRepository):
         for tid in [t.id for t in self._s.tokens.values() if t.user_id == user_id]:
             del self._s.tokens[tid]
 
-    def _select(self, states: frozenset[State]) -> list[User]:
+    def _select(self, states: frozenset[State]) -> builtins.list[User]:
         return sorted(
             (u for u in self._s.users.values() if u.state in states), key=lambda u: u.name
         )
@@ -325,7 +327,7 @@ class _Users(UserRepository):
         states: frozenset[State] = frozenset({State.ACTIVE}),
         offset: int = 0,
         limit: int | None = None,
-    ) -> list[User]:
+    ) -> builtins.list[User]:
         end = None if limit is None else offset + limit
         return self._select(states)[offset:end]
 
@@ -365,7 +367,7 @@ class _Tokens(TokenRepository):
             del self._s.tokens[tid]
         return len(ids)
 
-    def list_for_user(self, user_id: str) -> list[ApiToken]:
+    def list_for_user(self, user_id: str) -> builtins.list[ApiToken]:
         return sorted(
             (t for t in self._s.tokens.values() if t.user_id == user_id),
             key=lambda t: (t.created_at, t.id),
@@ -385,13 +387,13 @@ class _Memberships(MembershipRepository):
     def remove(self, group_id: str, user_id: str) -> None:
         self._s.memberships.pop((group_id, user_id), None)
 
-    def for_user(self, user_id: str) -> list[Membership]:
+    def for_user(self, user_id: str) -> builtins.list[Membership]:
         return sorted(
             (m for m in self._s.memberships.values() if m.user_id == user_id),
             key=lambda m: m.group_id,
         )
 
-    def for_group(self, group_id: str) -> list[Membership]:
+    def for_group(self, group_id: str) -> builtins.list[Membership]:
         return sorted(
             (m for m in self._s.memberships.values() if m.group_id == group_id),
             key=lambda m: m.user_id,
@@ -436,7 +438,7 @@ class _Vocabularies(VocabularyRepository):
     def remove(self, vocabulary_id: str) -> None:
         self._s.vocabularies.pop(vocabulary_id, None)
 
-    def list(self) -> list[Vocabulary]:
+    def list(self) -> builtins.list[Vocabulary]:
         return sorted(self._s.vocabularies.values(), key=lambda v: v.name)
 
 
@@ -454,7 +456,7 @@ class _Activities(ActivityRepository):
         user_id: str | None = None,
         offset: int = 0,
         limit: int = 31,
-    ) -> list[Activity]:
+    ) -> builtins.list[Activity]:
         items = [
             a
             for a in self._s.activities
@@ -478,7 +480,7 @@ class _Outbox(OutboxRepository):
             OutboxEntry(id=self._s.outbox_seq, topic=topic, object_id=object_id, created=utcnow())
         )
 
-    def pending(self, *, limit: int = 1000) -> list[OutboxEntry]:
+    def pending(self, *, limit: int = 1000) -> builtins.list[OutboxEntry]:
         return self._s.outbox[:limit]
 
     def remove(self, entry_ids: Iterable[int]) -> None:

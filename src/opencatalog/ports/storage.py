@@ -29,6 +29,8 @@ Contracts every backend keeps (the conformance kit in ``opencatalog.testing.stor
 
 from __future__ import annotations
 
+import builtins
+
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -113,7 +115,7 @@ class DatasetRepository(ABC):
         """The dataset with this exact (case-sensitive) name in any state, or None."""
 
     @abstractmethod
-    def get_many(self, ids: Sequence[str]) -> list[Dataset]:
+    def get_many(self, ids: Sequence[str]) -> builtins.list[Dataset]:
         """The datasets with these ids, in the order given; ids not found are skipped."""
 
     @abstractmethod
@@ -146,7 +148,7 @@ class DatasetRepository(ABC):
     @abstractmethod
     def list(
         self, flt: DatasetFilter, *, offset: int = 0, limit: int | None = None, order: str = "name"
-    ) -> list[Dataset]:
+    ) -> builtins.list[Dataset]:
         """Datasets matching ``flt``, ordered by ``order``: ``name`` (ascending) or
         ``-metadata_modified`` (newest first, ties by name), then paged."""
 
@@ -161,7 +163,7 @@ class DatasetRepository(ABC):
     @abstractmethod
     def tag_counts(
         self, flt: DatasetFilter, *, vocabulary_id: str | None = None
-    ) -> list[tuple[str, int]]:
+    ) -> builtins.list[tuple[str, int]]:
         """(tag name, number of matching datasets) for the tags of one vocabulary (None: free
         tags), most used first, ties by name."""
 
@@ -183,7 +185,7 @@ class GroupRepository(ABC):
         """The group or organization with this exact name in any state, or None."""
 
     @abstractmethod
-    def get_many(self, ids: Sequence[str]) -> list[Group]:
+    def get_many(self, ids: Sequence[str]) -> builtins.list[Group]:
         """The groups with these ids, in the order given; ids not found are skipped."""
 
     @abstractmethod
@@ -208,7 +210,7 @@ class GroupRepository(ABC):
         states: frozenset[State] = frozenset({State.ACTIVE}),
         offset: int = 0,
         limit: int | None = None,
-    ) -> list[Group]:
+    ) -> builtins.list[Group]:
         """Groups (or organizations) in these states, ordered by name."""
 
     @abstractmethod
@@ -252,7 +254,7 @@ class UserRepository(ABC):
         states: frozenset[State] = frozenset({State.ACTIVE}),
         offset: int = 0,
         limit: int | None = None,
-    ) -> list[User]:
+    ) -> builtins.list[User]:
         """Users in these states ordered by name."""
 
     @abstractmethod
@@ -288,7 +290,7 @@ class TokenRepository(ABC):
         """Delete every token of the user; return how many there were."""
 
     @abstractmethod
-    def list_for_user(self, user_id: str) -> list[ApiToken]:
+    def list_for_user(self, user_id: str) -> builtins.list[ApiToken]:
         """The user's tokens, oldest first."""
 
 
@@ -308,11 +310,11 @@ class MembershipRepository(ABC):
         """Remove the membership. Missing ones are ignored."""
 
     @abstractmethod
-    def for_user(self, user_id: str) -> list[Membership]:
+    def for_user(self, user_id: str) -> builtins.list[Membership]:
         """The user's memberships, ordered by group id."""
 
     @abstractmethod
-    def for_group(self, group_id: str) -> list[Membership]:
+    def for_group(self, group_id: str) -> builtins.list[Membership]:
         """The group's memberships, ordered by user id."""
 
     @abstractmethod
@@ -348,7 +350,7 @@ class VocabularyRepository(ABC):
         """Delete the vocabulary. Missing ids are ignored."""
 
     @abstractmethod
-    def list(self) -> list[Vocabulary]:
+    def list(self) -> builtins.list[Vocabulary]:
         """All vocabularies ordered by name."""
 
 
@@ -372,7 +374,7 @@ class ActivityRepository(ABC):
         user_id: str | None = None,
         offset: int = 0,
         limit: int = 31,
-    ) -> list[Activity]:
+    ) -> builtins.list[Activity]:
         """Activities about ``object_id`` and/or by ``user_id`` (None: any), newest first
         (ties by id descending)."""
 
@@ -389,7 +391,7 @@ class OutboxRepository(ABC):
         """Record that ``object_id`` of kind ``topic`` changed."""
 
     @abstractmethod
-    def pending(self, *, limit: int = 1000) -> list[OutboxEntry]:
+    def pending(self, *, limit: int = 1000) -> builtins.list[OutboxEntry]:
         """The oldest entries first, at most ``limit``."""
 
     @abstractmethod

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 from attrs import frozen
@@ -13,7 +16,7 @@ from opencatalog.domain.permissions import Action
 from opencatalog.errors import Conflict, NotAuthorized, ValidationFailed
 from opencatalog.ports.storage import DatasetFilter
 
-from ._base import Call, Service
+from ._base import Call, Principal, Service, ServiceContext
 from .datasets import TOPIC, Page, _page_args
 from .validation import check_group, given
 
@@ -53,7 +56,7 @@ class GroupService(Service):
     organization (``Dataset.groups``). Both share one name space.
     """
 
-    def __init__(self, ctx, principal, *, is_organization: bool) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: ServiceContext, principal: Principal, *, is_organization: bool) -> None:
         super().__init__(ctx, principal)
         self.is_organization = is_organization
         self._kind = "organization" if is_organization else "group"
@@ -122,7 +125,7 @@ class GroupService(Service):
         """Change only the given fields (admins)."""
         with self._call(write=True) as call:
             current = self._load(call, id_or_name, self._actions["update"])
-            values = {
+            values: dict[str, Any] = {
                 "name": current.name,
                 "title": current.title,
                 "description": current.description,
@@ -152,7 +155,7 @@ class GroupService(Service):
             call.changed(TOPIC, ds.id)  # names and titles of groups are indexed with datasets
         return new
 
-    def _datasets_of(self, call: Call, group_id: str) -> list[Dataset]:
+    def _datasets_of(self, call: Call, group_id: str) -> builtins.list[Dataset]:
         states = frozenset(State)
         if self.is_organization:
             flt = DatasetFilter(states=states, owner_org=group_id)
@@ -239,7 +242,7 @@ class GroupService(Service):
 
     # -- members -----------------------------------------------------------------------
 
-    def members(self, id_or_name: str) -> list[Member]:
+    def members(self, id_or_name: str) -> builtins.list[Member]:
         """The members with their capacities, by user name."""
         with self._call() as call:
             group = self._load(call, id_or_name)

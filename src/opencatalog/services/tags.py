@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
 
 import attrs
@@ -24,7 +26,7 @@ class TagService(Service):
 
     def counts(
         self, *, vocabulary: str | None = None, query: str | None = None, limit: int | None = None
-    ) -> list[tuple[str, int]]:
+    ) -> builtins.list[tuple[str, int]]:
         """(tag, number of datasets the actor may read that carry it), most used first.
 
         ``vocabulary`` (id or name) selects vocabulary tags instead of free tags; ``query``
@@ -39,7 +41,9 @@ class TagService(Service):
             counts = [(name, n) for name, n in counts if needle in name.casefold()]
         return counts[:limit] if limit is not None else counts
 
-    def names(self, *, vocabulary: str | None = None, query: str | None = None) -> list[str]:
+    def names(
+        self, *, vocabulary: str | None = None, query: str | None = None
+    ) -> builtins.list[str]:
         """Tag names in use (or a vocabulary's tags), sorted by name."""
         if vocabulary:
             with self._call() as call:
@@ -58,7 +62,7 @@ class TagService(Service):
         return vocab
 
     @staticmethod
-    def _check(name: object, tags: object) -> tuple[str, ...]:
+    def _check(name: object, tags: Sequence[object]) -> tuple[str, ...]:
         errors = Errors()
         if not isinstance(name, str) or not (2 <= len(name) <= 100):
             errors.add("name", "Must be 2 to 100 characters long")
@@ -66,7 +70,7 @@ class TagService(Service):
             errors.add("tags", "Must be a list of tag names")
             errors.raise_if_any()
         out: list[str] = []
-        for tag in tags:  # type: ignore[union-attr]
+        for tag in tags:
             errors.extend("tags", rules.tag_errors(tag))
             if isinstance(tag, str) and tag not in out:
                 out.append(tag)
@@ -89,7 +93,7 @@ class TagService(Service):
         with self._call() as call:
             return self._vocabulary(call, id_or_name)
 
-    def list_vocabularies(self) -> list[Vocabulary]:
+    def list_vocabularies(self) -> builtins.list[Vocabulary]:
         with self._call() as call:
             return call.uow.vocabularies.list()
 
@@ -136,7 +140,7 @@ class TagService(Service):
 class LicenseService(Service):
     """The licenses datasets may name."""
 
-    def list(self) -> list[License]:
+    def list(self) -> builtins.list[License]:
         return list(DEFAULT_LICENSES)
 
 
@@ -151,7 +155,9 @@ class ActivityService(Service):
             errors.add("limit", "Must be between 1 and 1000")
         errors.raise_if_any()
 
-    def for_dataset(self, id_or_name: str, *, offset: int = 0, limit: int = 31) -> list[Activity]:
+    def for_dataset(
+        self, id_or_name: str, *, offset: int = 0, limit: int = 31
+    ) -> builtins.list[Activity]:
         self._check_page(offset, limit)
         with self._call() as call:
             ds = self._dataset(call, id_or_name)
@@ -159,19 +165,23 @@ class ActivityService(Service):
 
     def for_organization(
         self, id_or_name: str, *, offset: int = 0, limit: int = 31
-    ) -> list[Activity]:
+    ) -> builtins.list[Activity]:
         self._check_page(offset, limit)
         with self._call() as call:
             group = self._group(call, id_or_name, is_organization=True)
             return call.uow.activities.list(object_id=group.id, offset=offset, limit=limit)
 
-    def for_group(self, id_or_name: str, *, offset: int = 0, limit: int = 31) -> list[Activity]:
+    def for_group(
+        self, id_or_name: str, *, offset: int = 0, limit: int = 31
+    ) -> builtins.list[Activity]:
         self._check_page(offset, limit)
         with self._call() as call:
             group = self._group(call, id_or_name, is_organization=False)
             return call.uow.activities.list(object_id=group.id, offset=offset, limit=limit)
 
-    def for_user(self, id_or_name: str, *, offset: int = 0, limit: int = 31) -> list[Activity]:
+    def for_user(
+        self, id_or_name: str, *, offset: int = 0, limit: int = 31
+    ) -> builtins.list[Activity]:
         """What a user did, hiding activities on datasets the actor may not read."""
         self._check_page(offset, limit)
         with self._call() as call:
@@ -184,7 +194,7 @@ class ActivityService(Service):
                 if labels is None or a.object_type != "dataset" or set(a.permission_labels) & labels
             ]
 
-    def recent(self, *, offset: int = 0, limit: int = 31) -> list[Activity]:
+    def recent(self, *, offset: int = 0, limit: int = 31) -> builtins.list[Activity]:
         """The whole site's stream (sysadmins)."""
         self._check_page(offset, limit)
         with self._call() as call:

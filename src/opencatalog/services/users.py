@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -243,7 +245,7 @@ class TokenService(Service):
             call.commit()
         return IssuedToken(token=token, secret=secret)
 
-    def list(self, user: str) -> list[ApiToken]:
+    def list(self, user: str) -> builtins.list[ApiToken]:
         """The user's tokens, oldest first (the user themselves or sysadmins)."""
         with self._call() as call:
             owner = self._user(call, user, Action.TOKEN_MANAGE)
