@@ -12,7 +12,7 @@ from opencatalog.testing.search import SearchIndexTests
 
 
 class TestMemorySearchIndex(SearchIndexTests):
-    hypothesis_examples = 60
+    hypothesis_examples = 40
 
     @pytest.fixture
     def index(self) -> Iterator[SearchIndex]:
