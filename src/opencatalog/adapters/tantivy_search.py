@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,6 +99,13 @@ def _micros(value: datetime) -> int:
 
 def _from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
+
+
+def _stored(column: str) -> Callable[[tuple[Any, Any]], Any]:
+    def value(row: tuple[Any, Any]) -> Any:
+        return row[0].get_first(column)
+
+    return value
 
 
 def _regex_literal(text: str) -> str:
@@ -424,8 +431,7 @@ class TantivySearchIndex(SearchIndex):
         for key in reversed(sort):
             if key.field == "score":
                 continue
-            column_name = _SORT_COLUMNS[key.field]
-            rows.sort(key=lambda row, c=column_name: row[0].get_first(c), reverse=key.descending)
+            rows.sort(key=_stored(_SORT_COLUMNS[key.field]), reverse=key.descending)
         page = rows[q.offset : q.offset + q.limit]
         return total, tuple(self._hit(searcher, address, 0.0, q) for _, address in page)
 
