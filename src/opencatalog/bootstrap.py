@@ -9,22 +9,30 @@ from opencatalog import registry
 from opencatalog.config import Settings, load_settings
 from opencatalog.domain.permissions import Policy
 from opencatalog.errors import ConfigurationError
+from opencatalog.ports.search import SearchIndex
 from opencatalog.ports.security import PasswordHasher
 from opencatalog.ports.storage import Storage
 from opencatalog.services._base import ServiceContext
 from opencatalog.services.catalog import Catalog
+from opencatalog.services.indexing import Indexer
 
 __all__ = ["CATALOG_DB", "CONFIG_FILE", "open_catalog"]
 
 #: File names inside a catalog folder.
 CATALOG_DB = "catalog.db"
 CONFIG_FILE = "opencatalog.toml"
+INDEX_DIR = "index"
+#: The embedded search index of folder catalogs, chosen by measurement (docs/performance.md).
+DEFAULT_EMBEDDED_SEARCH = "tantivy"
 
 
 def _folder_settings(folder: Path, overrides: dict[str, Any]) -> Settings:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / CONFIG_FILE
-    values: dict[str, Any] = {"storage": f"sqlite:///{(folder / CATALOG_DB).resolve()}"}
+    values: dict[str, Any] = {
+        "storage": f"sqlite:///{(folder / CATALOG_DB).resolve()}",
+        "search": f"{DEFAULT_EMBEDDED_SEARCH}://{(folder / INDEX_DIR).resolve()}",
+    }
     if config.exists():
         values.update(Settings.file_values(config))
     values.update(Settings.env_values())
@@ -37,6 +45,7 @@ def open_catalog(
     *,
     settings: Settings | None = None,
     storage: Storage | None = None,
+    search: SearchIndex | None = None,
     password_hasher: PasswordHasher | None = None,
     initialize: bool = True,
     **overrides: Any,
@@ -45,7 +54,8 @@ def open_catalog(
 
     * ``open_catalog()``: in memory (gone when the process ends);
     * ``open_catalog("./my-catalog")``: the embedded catalog in that folder (SQLite database
-      ``catalog.db``; settings from ``opencatalog.toml`` there if present), created if needed;
+      ``catalog.db``, search index in ``index/``; settings from ``opencatalog.toml`` there if
+      present), created if needed;
     * ``open_catalog("postgresql+psycopg://user@host/db")`` or any storage URL;
     * ``settings=Settings(...)`` or keyword overrides (``storage="sqlite:///x.db"``,
       ``create_unowned_dataset=True``...), or ready-made ports (``storage=``) for tests.
@@ -71,6 +81,12 @@ def open_catalog(
         closers.append(storage.close)
     if initialize:
         storage.initialize()
+    search_index = None
+    if search is not None:
+        search_index = search
+    elif settings.search and settings.search.lower() != "none":
+        search_index = registry.create("search", settings.search)
+        closers.append(search_index.close)
     if password_hasher is None:
         from opencatalog.adapters.argon2_hasher import Argon2PasswordHasher
 
@@ -83,5 +99,13 @@ def open_catalog(
             user_create_groups=settings.user_create_groups,
         ),
         hasher=password_hasher,
+        search_index=search_index,
     )
-    return Catalog(ctx, on_close=closers, info={"settings": {"storage": settings.storage}})
+    indexer = None
+    if search_index is not None:
+        indexer = Indexer(storage, search_index)
+        ctx.outbox_topics = frozenset({"dataset"})
+        ctx.after_commit.append(indexer.drain)
+        indexer.drain()  # apply what a crash left pending
+    info = {"settings": {"storage": settings.storage, "search": settings.search}}
+    return Catalog(ctx, on_close=closers, info=info, indexer=indexer)

@@ -39,12 +39,14 @@ class Settings:
     """Everything a catalog is built from.
 
     ``storage``: a storage URL (``memory://``, ``sqlite:///path.db``,
-    ``postgresql+psycopg://user@host/db``). ``password_hash_params``: Argon2 parameters
+    ``postgresql+psycopg://user@host/db``). ``search``: a search index URL (``memory://``,
+    ``tantivy:///path``, ``whoosh:///path``; ``none`` for no search). ``password_hash_params``: Argon2 parameters
     (``time_cost``, ``memory_cost``...) for the password hasher. The policy switches are those
     of :class:`opencatalog.domain.permissions.Policy`.
     """
 
     storage: str = "memory://"
+    search: str = "memory://"
     sqlite_synchronous: str = "full"
     create_unowned_dataset: bool = attrs.field(default=False, converter=_bool)
     user_create_organizations: bool = attrs.field(default=False, converter=_bool)

@@ -96,6 +96,7 @@ class Action(enum.StrEnum):
     TOKEN_MANAGE = "token.manage"  # target: the token's user
     VOCABULARY_MANAGE = "vocabulary.manage"
     ACTIVITY_READ_ALL = "activity.read_all"  # the site-wide stream
+    SEARCH_ADMIN = "search.admin"  # index checks, repairs, rebuilds, stats
 
 
 #: The minimum role for each action. The one table the services and the tests read.
@@ -133,6 +134,7 @@ POLICY: Mapping[Action, Role] = {
     Action.TOKEN_MANAGE: Role.ADMIN,
     Action.VOCABULARY_MANAGE: Role.SYSADMIN,
     Action.ACTIVITY_READ_ALL: Role.SYSADMIN,
+    Action.SEARCH_ADMIN: Role.SYSADMIN,
 }
 
 

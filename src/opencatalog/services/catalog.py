@@ -8,11 +8,13 @@ from typing import Any, Self
 
 from opencatalog.domain.model import State
 from opencatalog.domain.permissions import Actor
-from opencatalog.errors import NotFound
+from opencatalog.errors import ConfigurationError, NotFound
 
 from ._base import Principal, ServiceContext
 from .datasets import DatasetService, ResourceService
 from .groups import GroupService
+from .indexing import Indexer
+from .search import SearchService
 from .tags import ActivityService, LicenseService, TagService
 from .users import TokenService, UserService
 
@@ -35,6 +37,7 @@ class Catalog:
         principal: Principal | None = None,
         on_close: list[Callable[[], None]] | None = None,
         info: dict[str, Any] | None = None,
+        indexer: Indexer | None = None,
     ) -> None:
         self._ctx = ctx
         self._principal = principal or Principal.system()
@@ -50,6 +53,17 @@ class Catalog:
         self.tags = TagService(ctx, p)
         self.licenses = LicenseService(ctx, p)
         self.activities = ActivityService(ctx, p)
+        self._search: SearchService | None = None
+        if ctx.search_index is not None and indexer is not None:
+            self._search = SearchService(ctx, p, index=ctx.search_index, indexer=indexer)
+        self._indexer = indexer
+
+    @property
+    def search(self) -> SearchService:
+        """Dataset search (CKAN package_search); needs a search index in the settings."""
+        if self._search is None:
+            raise ConfigurationError("This catalog has no search index (setting 'search')")
+        return self._search
 
     # -- acting for someone ----------------------------------------------------------------
 
@@ -71,7 +85,9 @@ class Catalog:
         return self._view(Principal.anonymous())
 
     def _view(self, principal: Principal) -> Catalog:
-        return Catalog(self._ctx, principal=principal, on_close=[], info=self._info)
+        return Catalog(
+            self._ctx, principal=principal, on_close=[], info=self._info, indexer=self._indexer
+        )
 
     @property
     def actor(self) -> Actor:
@@ -85,7 +101,15 @@ class Catalog:
 
     def describe(self) -> dict[str, Any]:
         """Facts about the catalog's backends, for ``opencatalog info``."""
-        return {**self._info, "storage": self._ctx.storage.describe()}
+        facts: dict[str, Any] = {**self._info, "storage": self._ctx.storage.describe()}
+        if self._ctx.search_index is not None:
+            st = self._ctx.search_index.stats()
+            facts["search"] = {
+                "backend": type(self._ctx.search_index).__name__,
+                "documents": st.documents,
+                "size_bytes": st.size_bytes,
+            }
+        return facts
 
     def close(self) -> None:
         """Release the backends (root catalog only; views do nothing)."""
