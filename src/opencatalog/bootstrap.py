@@ -44,8 +44,8 @@ def open_catalog(
     location: str | Path | None = None,
     *,
     settings: Settings | None = None,
-    storage: Storage | None = None,
-    search: SearchIndex | None = None,
+    storage: Storage | str | None = None,
+    search: SearchIndex | str | None = None,
     password_hasher: PasswordHasher | None = None,
     initialize: bool = True,
     **overrides: Any,
@@ -58,11 +58,17 @@ def open_catalog(
       present), created if needed;
     * ``open_catalog("postgresql+psycopg://user@host/db")`` or any storage URL;
     * ``settings=Settings(...)`` or keyword overrides (``storage="sqlite:///x.db"``,
-      ``create_unowned_dataset=True``...), or ready-made ports (``storage=``) for tests.
+      ``search="tantivy:///idx"``, ``create_unowned_dataset=True``...); ``storage`` and
+      ``search`` also take ready-made port objects (fakes in tests).
 
     ``initialize`` creates or upgrades the storage schema. The returned catalog acts as the
     system actor; use ``catalog.as_user(name)`` to act for a user.
     """
+    # a URL given for a port is a setting; an object is a ready-made port
+    if isinstance(storage, str):
+        overrides["storage"], storage = storage, None
+    if isinstance(search, str):
+        overrides["search"], search = search, None
     if settings is not None and (location is not None or overrides):
         raise ConfigurationError("Give either settings or a location/overrides, not both")
     if settings is None:

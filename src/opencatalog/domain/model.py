@@ -239,17 +239,81 @@ class Activity:
     permission_labels: tuple[str, ...] = field(default=(), converter=_tuple)
 
 
-def _jsonable(inst: Any, attribute: Any, value: Any) -> Any:
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):
+        return value.value if isinstance(value, enum.Enum) else value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    fields = getattr(type(value), "__attrs_attrs__", None)
+    if fields is not None:
+        return {f.name: _plain(getattr(value, f.name)) for f in fields}
     return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _resource_snapshot(res: Resource) -> dict[str, Any]:
+    return {
+        "id": res.id,
+        "package_id": res.package_id,
+        "url": res.url,
+        "url_type": res.url_type,
+        "name": res.name,
+        "description": res.description,
+        "format": res.format,
+        "mimetype": res.mimetype,
+        "hash": res.hash,
+        "size": res.size,
+        "position": res.position,
+        "created": _iso(res.created),
+        "last_modified": _iso(res.last_modified),
+        "metadata_modified": _iso(res.metadata_modified),
+        "extras": _plain(res.extras) if res.extras else {},
+    }
+
+
+def _dataset_snapshot(ds: Dataset) -> dict[str, Any]:
+    # written out field by field: activities snapshot every dataset change, bulk loads too
+    return {
+        "id": ds.id,
+        "name": ds.name,
+        "title": ds.title,
+        "notes": ds.notes,
+        "url": ds.url,
+        "version": ds.version,
+        "author": ds.author,
+        "author_email": ds.author_email,
+        "maintainer": ds.maintainer,
+        "maintainer_email": ds.maintainer_email,
+        "license_id": ds.license_id,
+        "owner_org": ds.owner_org,
+        "private": ds.private,
+        "state": ds.state.value,
+        "type": ds.type,
+        "tags": [{"name": t.name, "vocabulary_id": t.vocabulary_id} for t in ds.tags],
+        "extras": dict(ds.extras),
+        "groups": list(ds.groups),
+        "resources": [_resource_snapshot(r) for r in ds.resources],
+        "metadata_created": _iso(ds.metadata_created),
+        "metadata_modified": _iso(ds.metadata_modified),
+        "creator_user_id": ds.creator_user_id,
+        "revision": ds.revision,
+    }
 
 
 def snapshot(obj: Any) -> dict[str, Any]:
     """A JSON-ready dict of an entity, for activity records. Secrets are left out."""
-    data = attrs.asdict(obj, value_serializer=_jsonable)
+    if type(obj) is Dataset:
+        return _dataset_snapshot(obj)
+    data: dict[str, Any] = _plain(obj)
     data.pop("password_hash", None)
     data.pop("token_hash", None)
     return data

@@ -118,6 +118,12 @@ class DatasetRepository(ABC):
     def get_many(self, ids: Sequence[str]) -> builtins.list[Dataset]:
         """The datasets with these ids, in the order given; ids not found are skipped."""
 
+    def get_many_by_name(self, names: Sequence[str]) -> builtins.list[Dataset]:
+        """The datasets with these names (any state), in the order given; names not found
+        are skipped. Backends override this with one query."""
+        found = (self.get_by_name(name) for name in names)
+        return [ds for ds in found if ds is not None]
+
     @abstractmethod
     def find_by_resource(self, resource_id: str) -> Dataset | None:
         """The dataset that holds the (active) resource with this id, or None."""

@@ -84,6 +84,15 @@ class Call:
         self.actor = actor
         self.now = ctx.clock()
         self.committed = False
+        self._groups: dict[str, Group | None] = {}
+
+    def find_group(self, ref: str) -> Group | None:
+        """The group or organization with this id or name, remembered for this call (bulk
+        paths resolve the same few organizations thousands of times)."""
+        if ref not in self._groups:
+            groups = self.uow.groups
+            self._groups[ref] = groups.get(ref) or groups.get_by_name(ref)
+        return self._groups[ref]
 
     def changed(self, topic: str, object_id: str) -> None:
         """Record a change for derived stores, in this transaction."""

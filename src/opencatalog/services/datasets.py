@@ -70,7 +70,7 @@ class _DatasetWriter(Service):
     def _resolve_org(self, call: Call, ref: str | None, errors: Errors) -> str | None:
         if ref is None or ref == "":
             return None
-        org = call.uow.groups.get(ref) or call.uow.groups.get_by_name(ref)
+        org = call.find_group(ref)
         if org is None or not org.is_organization or org.state is not State.ACTIVE:
             errors.add("owner_org", "Organization does not exist")
             return None
@@ -79,7 +79,7 @@ class _DatasetWriter(Service):
     def _resolve_groups(self, call: Call, refs: Sequence[str], errors: Errors) -> tuple[str, ...]:
         ids: list[str] = []
         for ref in refs:
-            group = call.uow.groups.get(ref) or call.uow.groups.get_by_name(ref)
+            group = call.find_group(ref)
             if group is None or group.is_organization or group.state is not State.ACTIVE:
                 errors.add("groups", f"Group not found: {ref}")
             elif group.id not in ids:
@@ -409,12 +409,19 @@ class DatasetService(_DatasetWriter):
         with self._call(write=True) as call:
             datasets: list[Dataset] = []
             names: set[str] = set()
+            wanted = [item.name for _, item in batch if isinstance(item, DatasetInput)]
+            taken = {
+                ds.name: ds
+                for ds in call.uow.datasets.get_many_by_name(
+                    [n for n in wanted if isinstance(n, str)]
+                )
+            }
             for index, item in batch:
                 try:
                     dataset = self._build(call, item, None)
                     if dataset.name in names:
                         raise ValidationFailed({"name": ["That URL is already in use."]})
-                    holder = call.uow.datasets.get_by_name(dataset.name)
+                    holder = taken.get(dataset.name)
                     if holder is not None:
                         if holder.state is not State.DELETED:
                             raise ValidationFailed({"name": ["That URL is already in use."]})
