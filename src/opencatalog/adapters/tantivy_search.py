@@ -114,7 +114,7 @@ def _regex_literal(text: str) -> str:
 
 def _schema() -> Any:
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw")
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
     for name in _TEXT:
         builder.add_text_field(name, stored=name in _STORED_TEXT, tokenizer_name=_ANALYZER)
     for name in _KEYWORD:
@@ -402,11 +402,11 @@ class TantivySearchIndex(SearchIndex):
         """Order by fast columns: tantivy ranks by the first key; documents that tie with the
         last one fetched are all fetched too, and the candidates are sorted exactly."""
         wanted = max(1, min(q.offset + q.limit, searcher.num_docs))
-        if not sort:
-            sort = [SortKey("metadata_modified", True)]
-        first = sort[0]
-        column = _SORT_COLUMNS[first.field]
-        order = tantivy.Order.Desc if first.descending else tantivy.Order.Asc
+        if sort:
+            column = _SORT_COLUMNS[sort[0].field]
+            order = tantivy.Order.Desc if sort[0].descending else tantivy.Order.Asc
+        else:  # only ties left: the final tie-break alone
+            column, order = "id", tantivy.Order.Asc
         result = searcher.search(full, wanted, order_by_field=column, order=order)
         total = result.count
         if q.limit == 0 or q.offset >= total:
