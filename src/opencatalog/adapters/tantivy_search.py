@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -140,7 +141,10 @@ class TantivySearchIndex(SearchIndex):
 
     ``writer_heap_mb`` is the indexing memory budget shared by ``writer_threads`` threads
     (0: tantivy picks, one per core up to a limit); larger budgets mean fewer, larger
-    segments on bulk loads.
+    segments on bulk loads. ``cache_size`` pages of faceted queries are kept until the next
+    commit (the ``/dataset`` landing page and popular facet pages are asked for over and
+    over); the key includes the reader's document and segment counts, so commits by another
+    process are noticed too. 0 disables the cache.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class TantivySearchIndex(SearchIndex):
         writer_heap_mb: int = 256,
         writer_threads: int = 0,
         limits: QueryLimits = QueryLimits(),
+        cache_size: int = 64,
     ) -> None:
         self._path = None if path is None else Path(path)
         self._heap = max(writer_heap_mb, 16) * 1_000_000
@@ -172,6 +177,8 @@ class TantivySearchIndex(SearchIndex):
         self._writer: Any = None
         self._bulk_depth = 0
         self._closed = False
+        self._cache: OrderedDict[Any, SearchPage] = OrderedDict()
+        self._cache_size = cache_size
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> TantivySearchIndex:
@@ -203,6 +210,7 @@ class TantivySearchIndex(SearchIndex):
         if self._bulk_depth == 0 and self._writer is not None:
             self._writer.commit()
             self._index.reload()
+            self._cache.clear()
 
     def _document(self, doc: DatasetDocument) -> Any:
         out = tantivy.Document()
@@ -363,9 +371,22 @@ class TantivySearchIndex(SearchIndex):
     def query(self, q: SearchQuery) -> SearchPage:
         if not q.states or (q.labels is not None and not q.labels):
             return SearchPage(total=0, facets={f.field: () for f in q.facets})
+        searcher = self._index.searcher()
+        key = (q, searcher.num_docs, searcher.num_segments)
+        cached = self._cache.get(key) if self._cache_size else None
+        if cached is not None:
+            return cached
+        page = self._run(searcher, q)
+        if self._cache_size and q.facets:
+            with self._lock:
+                self._cache[key] = page
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return page
+
+    def _run(self, searcher: Any, q: SearchQuery) -> SearchPage:
         try:
             full = self._full_query(q)
-            searcher = self._index.searcher()
             sort = list(q.effective_sort)
             if isinstance(q.query, MatchAll):
                 sort = [key for key in sort if key.field != "score"]

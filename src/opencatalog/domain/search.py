@@ -829,6 +829,9 @@ class _Parser:
             return Prefix(field_name, text)
         if is_text_field(field_name):
             tokens = tokenize(text)
+            self.terms += max(0, len(tokens) - 1)  # each word of a phrase counts
+            if self.terms > self.limits.max_terms:
+                raise _error(f"more than {self.limits.max_terms} search terms")
             if not tokens:
                 return None
             if phrase or len(tokens) > 1:
