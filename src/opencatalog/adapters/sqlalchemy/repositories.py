@@ -984,6 +984,15 @@ class SqlActivityRepository(ActivityRepository):
         with self._ctx.atomic(several=False, noun="activity"):
             self._ctx.run(self._q.insert_activity, m.activity_to_row(activity), noun="activity")
 
+    def add_many(self, activities: Sequence[Activity]) -> None:
+        """Append many activities with one executemany per chunk, all or nothing."""
+        if not activities:
+            return
+        with self._ctx.atomic(several=True, noun="activity"):
+            for chunk in _chunks(activities, 2000):
+                rows = [m.activity_to_row(a) for a in chunk]
+                self._ctx.run(self._q.insert_activity, rows, noun="activity")
+
     def list(
         self,
         *,

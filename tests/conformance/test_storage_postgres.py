@@ -1,0 +1,134 @@
+"""The storage conformance kit against PostgreSQL (a fresh database per test), plus
+PostgreSQL specifics: URL normalisation, row locks and migrations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from opencatalog.adapters.sqlalchemy import SqlAlchemyStorage
+from opencatalog.adapters.sqlalchemy.tables import metadata
+from opencatalog.errors import AlreadyExists
+from opencatalog.ports.storage import DatasetFilter
+from opencatalog.testing.storage import StorageTests, bump, make_dataset, store
+
+pytestmark = pytest.mark.postgres
+
+
+class TestPostgresStorage(StorageTests):
+    @pytest.fixture
+    def storage(self, postgres_url: str) -> Iterator[SqlAlchemyStorage]:
+        storage = SqlAlchemyStorage.from_url(postgres_url)
+        storage.initialize()
+        yield storage
+        storage.close()
+
+
+@pytest.fixture
+def pg_storage(postgres_url: str) -> Iterator[SqlAlchemyStorage]:
+    storage = SqlAlchemyStorage.from_url(postgres_url)
+    storage.initialize()
+    yield storage
+    storage.close()
+
+
+def test_urls_are_normalised_to_psycopg_3(postgres_url: str) -> None:
+    for scheme in ("postgresql://", "postgresql+psycopg://", "postgres://"):
+        url = postgres_url.replace("postgresql://", scheme, 1)
+        storage = SqlAlchemyStorage.from_url(url)
+        try:
+            assert storage.engine.dialect.driver == "psycopg"
+            info = storage.describe()
+            assert info["dialect"] == "postgresql"
+            assert "password" not in str(info["url"]) or "***" in str(info["url"])
+        finally:
+            storage.close()
+
+
+def test_initialize_is_idempotent_and_concurrent(postgres_url: str) -> None:
+    storages = [SqlAlchemyStorage.from_url(postgres_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(storages))
+
+    def init(storage: SqlAlchemyStorage) -> None:
+        barrier.wait()
+        try:
+            storage.initialize()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=init, args=(s,)) for s in storages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert not errors, errors
+        assert storages[0].current_revision() == SqlAlchemyStorage.head_revision()
+        storages[0].initialize()
+    finally:
+        for storage in storages:
+            storage.close()
+
+
+def test_migrated_schema_matches_the_tables_module(pg_storage: SqlAlchemyStorage) -> None:
+    with pg_storage.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        diff = compare_metadata(context, metadata)
+    relevant = [d for d in diff if "ix_dataset_modified_name" not in repr(d)]
+    assert relevant == []
+
+
+def test_names_sort_by_code_point(pg_storage: SqlAlchemyStorage) -> None:
+    names = ["a-b", "ab", "a_b", "A", "a", "b", "a-c"]
+    store(pg_storage, *(make_dataset(n) for n in names))
+    with pg_storage.unit_of_work() as uow:
+        assert [d.name for d in uow.datasets.list(DatasetFilter())] == sorted(names)
+
+
+def test_for_update_blocks_a_second_writer_until_commit(pg_storage: SqlAlchemyStorage) -> None:
+    ds = make_dataset()
+    store(pg_storage, ds)
+    order: list[str] = []
+    locked = threading.Event()
+
+    def second() -> None:
+        locked.wait(10)
+        with pg_storage.unit_of_work(write=True) as uow:
+            current = uow.datasets.get(ds.id, for_update=True)
+            order.append("second-read")
+            assert current is not None
+            uow.datasets.save(bump(current, title="second"))
+            uow.commit()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with pg_storage.unit_of_work(write=True) as uow:
+        current = uow.datasets.get(ds.id, for_update=True)
+        assert current is not None
+        locked.set()
+        thread.join(0.3)
+        order.append("first-commit")
+        uow.datasets.save(bump(current, title="first"))
+        uow.commit()
+    thread.join(10)
+    assert order == ["first-commit", "second-read"]
+    with pg_storage.unit_of_work() as uow:
+        final = uow.datasets.get(ds.id)
+    assert final is not None and final.title == "second" and final.revision == 3
+
+
+def test_a_caught_clash_leaves_the_transaction_usable(pg_storage: SqlAlchemyStorage) -> None:
+    store(pg_storage, make_dataset("taken"))
+    fine = make_dataset("fine")
+    with pg_storage.unit_of_work(write=True) as uow:
+        with pytest.raises(AlreadyExists):
+            uow.datasets.add(make_dataset("taken"))
+        uow.datasets.add(fine)
+        uow.commit()
+    with pg_storage.unit_of_work() as uow:
+        assert uow.datasets.get(fine.id) == fine
