@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
+import attrs
 import click
 from attrs import define, field
 
@@ -141,33 +142,38 @@ class _References:
     create_groups: bool
     created: list[str] = field(factory=list)
 
-    def fix(self, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        out = dict(data)
-        ref = data.get("owner_org")
-        described = data.get("organization")
-        if isinstance(ref, str) and ref:
+    def fix(self, item: DatasetInput, data: Mapping[str, Any]) -> DatasetInput:
+        """``item`` (structured from ``data``) with its organization and groups as ids of
+        this catalog, where they can be found or made."""
+        org_id = item.owner_org
+        if item.owner_org:
+            described = data.get("organization")
             org = self._resolve(
-                ref,
+                item.owner_org,
                 described if isinstance(described, Mapping) else None,
                 organization=True,
                 create=self.create_orgs,
             )
             if org is not None:
-                out["owner_org"] = org.id
-        groups = data.get("groups")
-        if isinstance(groups, list):
-            fixed: list[Any] = []
-            for item in groups:
-                spec = item if isinstance(item, Mapping) else None
-                gref = (spec.get("id") or spec.get("name")) if spec is not None else item
-                found = None
-                if isinstance(gref, str) and gref:
-                    found = self._resolve(gref, spec, organization=False, create=self.create_groups)
-                fixed.append(found.id if found is not None else item)
-            out["groups"] = fixed
-        return out
+                org_id = org.id
+        group_ids = item.groups
+        if item.groups:
+            specs: dict[str, Mapping[str, Any]] = {}
+            for spec in data.get("groups") or ():
+                if isinstance(spec, Mapping):
+                    for key in ("name", "id"):  # the id wins, as it does in the input
+                        if isinstance(spec.get(key), str):
+                            specs[spec[key]] = spec
+            resolved: list[str] = []
+            for ref in item.groups:
+                group = self._resolve(
+                    ref, specs.get(ref), organization=False, create=self.create_groups
+                )
+                resolved.append(group.id if group is not None else ref)
+            group_ids = tuple(resolved)
+        if (org_id, group_ids) == (item.owner_org, item.groups):
+            return item
+        return attrs.evolve(item, owner_org=org_id, groups=group_ids)
 
     def _resolve(
         self, ref: str, described: Mapping[str, Any] | None, *, organization: bool, create: bool
@@ -230,7 +236,8 @@ class _Loader:
             self.problems[number] = {"message": [f"Invalid JSON: {exc.msg} (column {exc.colno})"]}
             return
         try:
-            self.pending.append((number, dataset_input_from_dict(self.references.fix(data))))
+            item = dataset_input_from_dict(data)
+            self.pending.append((number, self.references.fix(item, data)))
         except ValidationFailed as exc:
             self.problems[number] = exc.errors
         except OpenCatalogError as exc:  # creating an organization was refused
