@@ -30,7 +30,7 @@ def _with_count(data: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
 def make_group_command(*, organizations: bool) -> click.Group:
     """The ``org`` (``organizations=True``) or ``group`` command group."""
     kind = "organization" if organizations else "group"
-    upper = kind.upper()
+    upper = "ORG" if organizations else "GROUP"
 
     @click.group(
         name="org" if organizations else "group",
