@@ -132,3 +132,21 @@ def test_a_caught_clash_leaves_the_transaction_usable(pg_storage: SqlAlchemyStor
         uow.commit()
     with pg_storage.unit_of_work() as uow:
         assert uow.datasets.get(fine.id) == fine
+
+
+def test_bulk_copy_clashes_are_translated(pg_storage: SqlAlchemyStorage) -> None:
+    first = make_dataset("taken", resources=1)
+    store(pg_storage, first)
+    batch = [make_dataset(resources=1) for _ in range(40)]
+    for clash, field in (
+        (make_dataset("taken"), "name"),
+        (make_dataset(resources=[first.resources[0]]), "resources"),
+    ):
+        with pg_storage.unit_of_work(write=True) as uow:
+            with pytest.raises(AlreadyExists) as err:
+                uow.datasets.add_many([*batch, clash])
+            assert err.value.field == field
+            # The failed batch left nothing behind and the transaction goes on.
+            assert uow.datasets.count(DatasetFilter()) == 1
+            uow.datasets.add_many(batch)
+            assert uow.datasets.count(DatasetFilter()) == 41

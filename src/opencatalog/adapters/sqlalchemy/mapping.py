@@ -18,7 +18,7 @@ that changes it rewrites every document):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,19 +39,27 @@ from opencatalog.domain.model import (
 from .tables import FREE_TAG
 
 __all__ = [
+    "ACTIVITY_COLUMNS",
+    "DATASET_COLUMNS",
+    "GROUP_COLUMNS",
+    "TOKEN_COLUMNS",
+    "USER_COLUMNS",
     "activity_from_row",
+    "activity_params",
     "activity_to_row",
+    "dataset_doc",
     "dataset_from_doc",
-    "dataset_group_rows",
-    "dataset_resource_rows",
+    "dataset_params",
     "dataset_tag_keys",
-    "dataset_tag_rows",
     "dataset_to_row",
     "dumps",
+    "email_key",
     "group_from_row",
     "group_to_row",
     "loads",
     "membership_from_row",
+    "postgresql_datetime",
+    "sqlite_datetime",
     "token_from_row",
     "token_to_row",
     "user_from_row",
@@ -153,6 +161,51 @@ def dataset_doc(ds: Dataset) -> str:
     )
 
 
+def sqlite_datetime(value: datetime) -> str:
+    """A datetime as SQLite stores it: UTC text ``YYYY-MM-DD HH:MM:SS.ffffff`` (the format of
+    SQLAlchemy's SQLite ``DATETIME``, so Core and plain SQL writes agree and sort alike)."""
+    return utc(value).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def postgresql_datetime(value: datetime) -> datetime:
+    """A datetime as bound for PostgreSQL ``timestamptz``: aware, in UTC."""
+    return utc(value)
+
+
+#: Column order of :func:`dataset_params` (plain SQL bulk inserts).
+DATASET_COLUMNS = (
+    "id",
+    "name",
+    "state",
+    "private",
+    "owner_org",
+    "type",
+    "creator_user_id",
+    "metadata_created",
+    "metadata_modified",
+    "revision",
+    "doc",
+)
+
+
+def dataset_params(ds: Dataset, when: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """The ``dataset`` row as driver-ready values in :data:`DATASET_COLUMNS` order;
+    ``when`` binds datetimes for the dialect (:func:`sqlite_datetime` ...)."""
+    return (
+        ds.id,
+        ds.name,
+        ds.state.value,
+        ds.private,
+        ds.owner_org,
+        ds.type,
+        ds.creator_user_id,
+        when(ds.metadata_created),
+        when(ds.metadata_modified),
+        ds.revision,
+        dataset_doc(ds),
+    )
+
+
 def dataset_to_row(ds: Dataset) -> dict[str, Any]:
     """The ``dataset`` row of a dataset, with its JSON document."""
     return {
@@ -193,29 +246,9 @@ def dataset_from_doc(text: str) -> Dataset:
     return Dataset(**doc)
 
 
-def dataset_resource_rows(ds: Dataset) -> list[dict[str, Any]]:
-    """``dataset_resource`` rows: one per resource."""
-    dataset_id = ds.id
-    return [{"id": r.id, "dataset_id": dataset_id} for r in ds.resources]
-
-
 def dataset_tag_keys(ds: Dataset) -> set[tuple[str, str]]:
     """The distinct (vocabulary, name) keys of the dataset's tags (``''`` for free tags)."""
     return {(t.vocabulary_id or FREE_TAG, t.name) for t in ds.tags}
-
-
-def dataset_tag_rows(
-    dataset_id: str, keys: Sequence[tuple[str, str]] | set[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    """``dataset_tag`` rows for tag keys of :func:`dataset_tag_keys`."""
-    return [{"dataset_id": dataset_id, "vocabulary": v, "name": n} for v, n in keys]
-
-
-def dataset_group_rows(
-    dataset_id: str, group_ids: Sequence[str] | set[str]
-) -> list[dict[str, Any]]:
-    """``dataset_group`` rows for group ids."""
-    return [{"dataset_id": dataset_id, "group_id": g} for g in group_ids]
 
 
 # -- groups, users, tokens, memberships, vocabularies, activities -----------------------------
@@ -401,6 +434,20 @@ def activity_to_row(act: Activity) -> dict[str, Any]:
         "data": dumps(act.data),
         "permission_labels": dumps(list(act.permission_labels)),
     }
+
+
+def activity_params(act: Activity, when: Callable[[datetime], Any]) -> tuple[Any, ...]:
+    """The ``activity`` row as driver-ready values in :data:`ACTIVITY_COLUMNS` order."""
+    return (
+        act.id,
+        when(act.timestamp),
+        act.user_id,
+        act.object_id,
+        act.object_type,
+        act.activity_type,
+        dumps(act.data),
+        dumps(list(act.permission_labels)),
+    )
 
 
 def activity_from_row(row: Sequence[Any]) -> Activity:

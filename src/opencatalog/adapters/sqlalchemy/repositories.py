@@ -19,7 +19,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -126,6 +126,9 @@ UNIQUE_FIELDS: Mapping[str, str] = {
 #: Largest number of bound values in one ``IN (...)`` list.
 _CHUNK = 500
 
+#: Bulk inserts of at least this many datasets use COPY on PostgreSQL.
+_COPY_THRESHOLD = 20
+
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)$")
 _sqlite_columns_to_constraint: dict[str, str] = {}
 
@@ -143,8 +146,8 @@ def _sqlite_constraint_index() -> dict[str, str]:
     return _sqlite_columns_to_constraint
 
 
-def _constraint_name(exc: sa_exc.IntegrityError) -> str | None:
-    orig = exc.orig
+def _constraint_name(orig: BaseException | None) -> str | None:
+    """The unique constraint a driver's integrity error names, if it names one."""
     diag = getattr(orig, "diag", None)
     if diag is not None:  # psycopg
         name = getattr(diag, "constraint_name", None)
@@ -155,25 +158,24 @@ def _constraint_name(exc: sa_exc.IntegrityError) -> str | None:
     return _sqlite_constraint_index().get(match.group(1).strip())
 
 
-def translate_error(exc: Exception, *, noun: str = "object") -> Exception:
+def translate_error(exc: BaseException, *, noun: str = "object") -> Exception:
     """The opencatalog error for a SQLAlchemy or driver exception (to raise ``from exc``)."""
-    if isinstance(exc, sa_exc.IntegrityError):
-        constraint = _constraint_name(exc)
-        field = UNIQUE_FIELDS.get(constraint or "")
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg errors raised outside SQLAlchemy
+    if isinstance(exc, sa_exc.IntegrityError) or (sqlstate or "").startswith("23"):
+        field = UNIQUE_FIELDS.get(_constraint_name(orig) or "")
+        if field == "resources":
+            return AlreadyExists("A resource id of this dataset is already in use", field=field)
         if field is not None:
-            if field == "resources":
-                return AlreadyExists(
-                    "A resource id of this dataset is already in use", field="resources"
-                )
             return AlreadyExists(f"That {noun} {field} is already in use", field=field)
-        return BackendError(f"Integrity error in storage: {exc.orig}")
+        return BackendError(f"Integrity error in storage: {orig}")
     if isinstance(exc, sa_exc.OperationalError):
-        text = str(exc.orig)
+        text = str(orig)
         if "locked" in text or "busy" in text:
             return BackendError(f"The database is busy, try again: {text}")
         return BackendError(f"Database error: {text}")
-    if isinstance(exc, sa_exc.DBAPIError):
-        return BackendError(f"Database error: {exc.orig}")
+    if isinstance(exc, sa_exc.DBAPIError) or sqlstate is not None:
+        return BackendError(f"Database error: {orig}")
     return BackendError(f"Storage error: {exc}")
 
 
@@ -188,6 +190,23 @@ class Statements:
     def __init__(self, dialect_name: str) -> None:
         self.dialect_name = dialect_name
         self.is_postgresql = dialect_name == "postgresql"
+        #: Binds a datetime for plain SQL statements (Core statements use UtcDateTime).
+        self.bind_datetime: Callable[[datetime], Any] = (
+            m.postgresql_datetime if self.is_postgresql else m.sqlite_datetime
+        )
+        placeholder = "%s" if self.is_postgresql else "?"
+
+        def plain_insert(table: str, columns: Sequence[str]) -> str:
+            names = ", ".join(f'"{c}"' for c in columns)
+            values = ", ".join([placeholder] * len(columns))
+            return f'INSERT INTO "{table}" ({names}) VALUES ({values})'
+
+        # Plain SQL inserts for the hot paths: no compilation, no per-row type processing.
+        self.sql_insert_dataset = plain_insert("dataset", m.DATASET_COLUMNS)
+        self.sql_insert_resource = plain_insert("dataset_resource", ("id", "dataset_id"))
+        self.sql_insert_tag = plain_insert("dataset_tag", ("dataset_id", "vocabulary", "name"))
+        self.sql_insert_group_link = plain_insert("dataset_group", ("dataset_id", "group_id"))
+        self.sql_insert_activity = plain_insert("activity", m.ACTIVITY_COLUMNS)
         d = dataset_t.c
         self.dataset_by_id = select(d.doc).where(d.id == bindparam("id"))
         self.dataset_by_name = select(d.doc).where(d.name == bindparam("name"))
@@ -199,10 +218,6 @@ class Statements:
             .where(dataset_resource_t.c.id == bindparam("id"))
         )
         self.dataset_revision = select(d.revision).where(d.id == bindparam("id"))
-        self.insert_dataset = insert(dataset_t)
-        self.insert_resource = insert(dataset_resource_t)
-        self.insert_tag = insert(dataset_tag_t)
-        self.insert_group_link = insert(dataset_group_t)
         self.update_dataset = update(dataset_t).where(
             d.id == bindparam("b_id"), d.revision == bindparam("b_revision")
         )
@@ -299,7 +314,7 @@ class Statements:
 class SqlContext:
     """What the repositories of one unit of work share: its connection and the write rules."""
 
-    __slots__ = ("_seen", "connection", "statements", "write")
+    __slots__ = ("_depth", "_seen", "connection", "statements", "write")
 
     def __init__(self, connection: Connection, statements: Statements, *, write: bool) -> None:
         self.connection = connection
@@ -308,10 +323,11 @@ class SqlContext:
         #: Datasets as last read or written in this unit of work, by id (write units only):
         #: ``save`` diffs the query tables against them instead of reading them back.
         self._seen: dict[str, Dataset] = {}
+        self._depth = 0
 
     # -- execution with error translation -------------------------------------------------
 
-    def fail(self, exc: Exception, noun: str = "object") -> NoReturn:
+    def fail(self, exc: BaseException, noun: str = "object") -> NoReturn:
         raise translate_error(exc, noun=noun) from exc
 
     def rows(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
@@ -366,20 +382,60 @@ class SqlContext:
         if not several and not self.statements.is_postgresql:
             yield
             return
+        # Plain SQL savepoints: SQLAlchemy's begin_nested() compiles its statements each time.
+        self._depth += 1
+        name = f"oc_savepoint_{self._depth}"
+        conn = self.connection
         try:
-            savepoint = self.connection.begin_nested()
+            conn.exec_driver_sql(f"SAVEPOINT {name}")
         except sa_exc.SQLAlchemyError as exc:
+            self._depth -= 1
             self.fail(exc, noun)
         try:
             yield
         except BaseException:
             try:
-                savepoint.rollback()
+                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
             except sa_exc.SQLAlchemyError as exc:
                 self.fail(exc, noun)
+            finally:
+                self._depth -= 1
             raise
         try:
-            savepoint.commit()
+            conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        except sa_exc.SQLAlchemyError as exc:
+            self.fail(exc, noun)
+        finally:
+            self._depth -= 1
+
+    def copy_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[tuple[Any, ...]],
+        *,
+        noun: str = "object",
+    ) -> None:
+        """Bulk insert with PostgreSQL ``COPY ... FROM STDIN`` (about 1.6x executemany)."""
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = f'COPY "{table}" ({names}) FROM STDIN'
+        try:
+            driver = self.connection.connection.driver_connection
+            with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+                for row in rows:
+                    copy.write_row(row)
+        except Exception as exc:
+            if isinstance(exc, sa_exc.SQLAlchemyError) or hasattr(exc, "sqlstate"):
+                self.fail(exc, noun)
+            raise
+
+    def run_many(self, sql: str, rows: Sequence[tuple[Any, ...]], *, noun: str = "object") -> None:
+        """Execute a plain SQL insert for many rows of driver-ready values (bulk paths)."""
+        if not rows:
+            return
+        try:
+            self.connection.exec_driver_sql(sql, rows)
         except sa_exc.SQLAlchemyError as exc:
             self.fail(exc, noun)
 
@@ -470,49 +526,55 @@ class SqlDatasetRepository(DatasetRepository):
         row = self._ctx.first(self._q.dataset_by_resource, {"id": resource_id})
         return None if row is None else self._load(row[0])
 
-    def _insert_links(self, ds: Dataset) -> None:
+    @staticmethod
+    def _link_params(
+        datasets: Iterable[Dataset],
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], list[tuple[str, str]]]:
+        resources: list[tuple[str, str]] = []
+        tags: list[tuple[str, str, str]] = []
+        groups: list[tuple[str, str]] = []
+        for ds in datasets:
+            dataset_id = ds.id
+            if ds.resources:
+                resources += [(r.id, dataset_id) for r in ds.resources]
+            if ds.tags:
+                tags += [(dataset_id, v, n) for v, n in m.dataset_tag_keys(ds)]
+            if ds.groups:
+                groups += [(dataset_id, g) for g in dict.fromkeys(ds.groups)]
+        return resources, tags, groups
+
+    def _insert(self, datasets: Sequence[Dataset]) -> None:
         ctx = self._ctx
-        if ds.resources:
-            ctx.run(self._q.insert_resource, m.dataset_resource_rows(ds), noun="dataset")
-        if ds.tags:
-            tag_rows = m.dataset_tag_rows(ds.id, m.dataset_tag_keys(ds))
-            ctx.run(self._q.insert_tag, tag_rows, noun="dataset")
-        if ds.groups:
-            group_rows = m.dataset_group_rows(ds.id, list(dict.fromkeys(ds.groups)))
-            ctx.run(self._q.insert_group_link, group_rows, noun="dataset")
+        q = self._q
+        when = q.bind_datetime
+        if q.is_postgresql and len(datasets) >= _COPY_THRESHOLD:
+            rows = [m.dataset_params(ds, when) for ds in datasets]
+            ctx.copy_rows("dataset", m.DATASET_COLUMNS, rows, noun="dataset")
+            resources, tags, groups = self._link_params(datasets)
+            ctx.copy_rows("dataset_resource", ("id", "dataset_id"), resources, noun="dataset")
+            ctx.copy_rows("dataset_tag", ("dataset_id", "vocabulary", "name"), tags, noun="dataset")
+            ctx.copy_rows("dataset_group", ("dataset_id", "group_id"), groups, noun="dataset")
+            return
+        ctx.run_many(
+            q.sql_insert_dataset, [m.dataset_params(ds, when) for ds in datasets], noun="dataset"
+        )
+        resources, tags, groups = self._link_params(datasets)
+        ctx.run_many(q.sql_insert_resource, resources, noun="dataset")
+        ctx.run_many(q.sql_insert_tag, tags, noun="dataset")
+        ctx.run_many(q.sql_insert_group_link, groups, noun="dataset")
 
     def add(self, dataset: Dataset) -> None:
         with self._ctx.atomic(several=True, noun="dataset"):
-            self._ctx.run(self._q.insert_dataset, m.dataset_to_row(dataset), noun="dataset")
-            self._insert_links(dataset)
+            self._insert((dataset,))
         self._ctx._seen[dataset.id] = dataset
 
     def add_many(self, datasets: Sequence[Dataset]) -> None:
         """Bulk insert: one executemany per table and chunk of datasets, all or nothing."""
         if not datasets:
             return
-        ctx = self._ctx
-        q = self._q
-        with ctx.atomic(several=True, noun="dataset"):
+        with self._ctx.atomic(several=True, noun="dataset"):
             for chunk in _chunks(datasets, 2000):
-                rows = [m.dataset_to_row(ds) for ds in chunk]
-                res_rows: list[dict[str, Any]] = []
-                tag_rows: list[dict[str, Any]] = []
-                group_rows: list[dict[str, Any]] = []
-                for ds in chunk:
-                    if ds.resources:
-                        res_rows += m.dataset_resource_rows(ds)
-                    if ds.tags:
-                        tag_rows += m.dataset_tag_rows(ds.id, m.dataset_tag_keys(ds))
-                    if ds.groups:
-                        group_rows += m.dataset_group_rows(ds.id, list(dict.fromkeys(ds.groups)))
-                ctx.run(q.insert_dataset, rows, noun="dataset")
-                if res_rows:
-                    ctx.run(q.insert_resource, res_rows, noun="dataset")
-                if tag_rows:
-                    ctx.run(q.insert_tag, tag_rows, noun="dataset")
-                if group_rows:
-                    ctx.run(q.insert_group_link, group_rows, noun="dataset")
+                self._insert(chunk)
 
     def _stored_links(self, dataset_id: str) -> tuple[set[str], set[tuple[str, str]], set[str]]:
         ctx = self._ctx
@@ -553,11 +615,7 @@ class SqlDatasetRepository(DatasetRepository):
                 )
             added = [rid for rid in new_res if rid not in old_res]
             if added:
-                ctx.run(
-                    q.insert_resource,
-                    [{"id": rid, "dataset_id": ds.id} for rid in added],
-                    noun="dataset",
-                )
+                ctx.run_many(q.sql_insert_resource, [(rid, ds.id) for rid in added], noun="dataset")
             new_tags = m.dataset_tag_keys(ds)
             if old_tags - new_tags:
                 ctx.run(
@@ -569,8 +627,10 @@ class SqlDatasetRepository(DatasetRepository):
                     noun="dataset",
                 )
             if new_tags - old_tags:
-                ctx.run(
-                    q.insert_tag, m.dataset_tag_rows(ds.id, new_tags - old_tags), noun="dataset"
+                ctx.run_many(
+                    q.sql_insert_tag,
+                    [(ds.id, v, n) for v, n in new_tags - old_tags],
+                    noun="dataset",
                 )
             new_groups = set(ds.groups)
             if old_groups - new_groups:
@@ -580,9 +640,9 @@ class SqlDatasetRepository(DatasetRepository):
                     noun="dataset",
                 )
             if new_groups - old_groups:
-                ctx.run(
-                    q.insert_group_link,
-                    m.dataset_group_rows(ds.id, new_groups - old_groups),
+                ctx.run_many(
+                    q.sql_insert_group_link,
+                    [(ds.id, g) for g in new_groups - old_groups],
                     noun="dataset",
                 )
         ctx._seen[ds.id] = ds
@@ -989,9 +1049,10 @@ class SqlActivityRepository(ActivityRepository):
         if not activities:
             return
         with self._ctx.atomic(several=True, noun="activity"):
+            when = self._q.bind_datetime
             for chunk in _chunks(activities, 2000):
-                rows = [m.activity_to_row(a) for a in chunk]
-                self._ctx.run(self._q.insert_activity, rows, noun="activity")
+                rows = [m.activity_params(a, when) for a in chunk]
+                self._ctx.run_many(self._q.sql_insert_activity, rows, noun="activity")
 
     def list(
         self,
