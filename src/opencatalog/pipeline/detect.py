@@ -272,7 +272,11 @@ def _decode_sample(head: bytes, encoding: str) -> str:
     return decoder.decode(sample, final=False)
 
 
-_HTML = re.compile(r"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<meta\s|<title>", re.I)
+_LEADING_COMMENTS = re.compile(r"^(?:\s*<!--.*?-->)*\s*", re.S)
+_HTML_START = re.compile(
+    r"<(?:!doctype\s+html|html|head|body|meta|title|div|p|table|script|style|link|h[1-6])[\s>/]",
+    re.I,
+)
 _XML_ROOT = re.compile(r"<([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
 _XML_KINDS = {
     "kml": "KML",
@@ -281,6 +285,7 @@ _XML_KINDS = {
     "rdf": "RDF",
     "svg": "SVG",
     "featurecollection": "GML",
+    "html": "HTML",
 }
 _GEOJSON = re.compile(r'"type"\s*:\s*"(FeatureCollection|Feature)"')
 _JSON_START = re.compile(r'[\[{]\s*(["{\[\]}\-0-9]|true|false|null)')
@@ -373,10 +378,14 @@ def _classify_text(head: bytes, encoding: str) -> _Content:
                 return _Content("GeoJSON", None, True, encoding)
             return _Content("JSON", None, True, encoding, generic=True)
     if stripped.startswith("<"):
-        if _HTML.search(lower):
+        comments = _LEADING_COMMENTS.match(stripped[:4096])
+        body = stripped[comments.end() :] if comments else stripped
+        if _HTML_START.match(body):
             return _Content("HTML", None, True, encoding)
-        if lower.startswith("<?xml") or _XML_ROOT.match(stripped):
+        if lower.startswith("<?xml") or _XML_ROOT.match(body) or body.startswith("<!"):
             kind = _xml_kind(stripped)
+            if kind == "HTML":  # XHTML
+                return _Content("HTML", None, True, encoding)
             return _Content(kind, None, True, encoding, generic=kind == "XML")
     if stripped.startswith("{\\rtf"):
         return _Content("RTF", None, True, encoding)
