@@ -497,21 +497,25 @@ class SqlDatasetRepository(DatasetRepository):
         self._ctx = ctx
         self._q = ctx.statements
 
-    def _load(self, doc: str) -> Dataset:
+    def _load(self, doc: str, *, locked: bool = False) -> Dataset:
         ds = m.dataset_from_doc(doc)
-        if self._ctx.write:
-            self._ctx._seen[ds.id] = ds
+        # Remember what the query tables hold for this revision, to diff against on save.
+        # Trustworthy while no one else can change the row: always on SQLite (write units of
+        # work are serialised), on PostgreSQL once the row is locked.
+        ctx = self._ctx
+        if ctx.write and (locked or not self._q.is_postgresql):
+            ctx._seen[ds.id] = ds
         return ds
 
     def get(self, dataset_id: str, *, for_update: bool = False) -> Dataset | None:
         stmt = self._q.dataset_by_id_locked if for_update else self._q.dataset_by_id
         row = self._ctx.first(stmt, {"id": dataset_id})
-        return None if row is None else self._load(row[0])
+        return None if row is None else self._load(row[0], locked=for_update)
 
     def get_by_name(self, name: str, *, for_update: bool = False) -> Dataset | None:
         stmt = self._q.dataset_by_name_locked if for_update else self._q.dataset_by_name
         row = self._ctx.first(stmt, {"name": name})
-        return None if row is None else self._load(row[0])
+        return None if row is None else self._load(row[0], locked=for_update)
 
     def get_many(self, ids: Sequence[str]) -> list[Dataset]:
         found: dict[str, Dataset] = {}

@@ -161,6 +161,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     def commit(self) -> None:
         if self._closed:
             raise BackendError("This unit of work is closed")
+        # Others may change rows between this transaction and the next one.
+        self._ctx._seen.clear()
         try:
             self._connection.commit()
         except sa_exc.SQLAlchemyError as exc:
