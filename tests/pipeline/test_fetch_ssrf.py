@@ -9,6 +9,7 @@ refusal asserts that the spy saw no connection for the refused address.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import http.server
 import io
@@ -19,7 +20,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -44,24 +45,25 @@ PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"
 class FakeResolver:
     """``getaddrinfo`` from a table; unknown names fail like NXDOMAIN. Records every call."""
 
-    def __init__(self, table: dict[str, Sequence[str] | list[Sequence[str]]]) -> None:
-        self.table = table
+    def __init__(self, table: dict[str, Any]) -> None:
+        # name -> successive answers; a plain list of addresses is one answer, always given
+        self.answers: dict[str, list[list[str]]] = {
+            name: entry if entry and isinstance(entry[0], list) else [entry]
+            for name, entry in table.items()
+        }
         self.calls: list[str] = []
-        self._answers: dict[str, int] = {}
+        self._served: dict[str, int] = {}
 
     def __call__(
         self, host: str, port: int | None, family: int = 0, type: int = 0
     ) -> list[tuple[Any, ...]]:
         self.calls.append(host)
-        entry = self.table.get(host)
-        if entry is None:
+        answers = self.answers.get(host)
+        if answers is None:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        if entry and isinstance(entry[0], list):  # successive answers (rebinding)
-            index = self._answers.get(host, 0)
-            self._answers[host] = index + 1
-            addresses: Sequence[str] = entry[min(index, len(entry) - 1)]  # type: ignore[assignment]
-        else:
-            addresses = entry  # type: ignore[assignment]
+        index = self._served.get(host, 0)
+        self._served[host] = index + 1
+        addresses = answers[min(index, len(answers) - 1)]
         infos: list[tuple[Any, ...]] = []
         for address in addresses:
             if ":" in address:
@@ -157,6 +159,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             )
         elif path == "/host":
             self._send(200, (self.headers.get("Host") or "").encode())
+        elif path == "/accept-encoding":
+            self._send(200, (self.headers.get("Accept-Encoding") or "").encode())
+        elif path == "/gzip":  # a compressed body sent although identity was asked for
+            self._send(200, gzip.compress(b"\0" * 1_000_000), Content_Encoding="gzip")
         elif path.startswith("/bytes/"):
             self._send(200, b"x" * int(path.rsplit("/", 1)[1]))
         elif path == "/redirect":
@@ -745,6 +751,34 @@ def test_an_allow_list_entry_allows_only_itself(
     with pytest.raises(FetchError, match="blocked_address"):
         fetcher.fetch(f"http://127.0.0.2:{_port(server)}/file.bin", io.BytesIO())
     assert spy.calls == []
+
+
+def test_bodies_are_never_decompressed(
+    server: _Server, resolver: FakeResolver, spy: SpyConnector
+) -> None:
+    """identity is requested; a gzip body sent anyway is stored as is and capped as received."""
+    fetcher = server_fetcher(server, resolver, spy)
+    sink = io.BytesIO()
+    fetcher.fetch(f"http://127.0.0.1:{_port(server)}/accept-encoding", sink)
+    assert sink.getvalue() == b"identity"
+    sink = io.BytesIO()
+    result = fetcher.fetch(f"http://127.0.0.1:{_port(server)}/gzip", sink)
+    assert result.content_encoding == "gzip"
+    assert sink.getvalue()[:2] == b"\x1f\x8b" and result.size < 10_000
+
+
+def test_sink_errors_propagate_unchanged(
+    server: _Server, resolver: FakeResolver, spy: SpyConnector
+) -> None:
+    class FullDisk(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left") as caught:
+        server_fetcher(server, resolver, spy).fetch(
+            f"http://127.0.0.1:{_port(server)}/file.bin", FullDisk()
+        )
+    assert not isinstance(caught.value, FetchError)
 
 
 # --------------------------------------------------------------------------- rate limiting

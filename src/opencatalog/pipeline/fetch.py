@@ -790,8 +790,8 @@ class Fetcher:
             raise FetchError("too_large", f"the file is larger than {self.max_bytes} bytes")
         digest = hashlib.sha256()
         size = 0
-        try:
-            while True:
+        while True:
+            try:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     raise TimeoutError
@@ -799,19 +799,19 @@ class Fetcher:
                 # read1: at most one socket read, so a trickling server cannot hold us past
                 # the deadline; ask for one byte more than the cap allows to detect overflow.
                 chunk = resp.read1(min(_CHUNK, self.max_bytes - size + 1))
-                if not chunk:
-                    break
-                if size + len(chunk) > self.max_bytes:
-                    raise FetchError("too_large", f"the file is larger than {self.max_bytes} bytes")
-                sink.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            if exchange.fired.is_set():
-                raise TimeoutError
-            if resp.length:  # Content-Length promised more than arrived
-                raise FetchError("connection_error", "the connection closed before the end")
-        except BaseException as exc:
-            raise self._translate(exc, exchange) from exc
+            except BaseException as exc:
+                raise self._translate(exc, exchange) from exc
+            if not chunk:
+                break
+            if size + len(chunk) > self.max_bytes:
+                raise FetchError("too_large", f"the file is larger than {self.max_bytes} bytes")
+            sink.write(chunk)  # the caller's own errors (disk full ...) propagate unchanged
+            digest.update(chunk)
+            size += len(chunk)
+        if exchange.fired.is_set():
+            raise FetchError("timeout", f"no response within {self.timeout:g} s")
+        if resp.length:  # Content-Length promised more than arrived
+            raise FetchError("connection_error", "the connection closed before the end")
         return FetchResult(
             final_url=target.url,
             status=resp.status,
