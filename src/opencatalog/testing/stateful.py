@@ -192,32 +192,45 @@ def _outcome(call: Callable[[Catalog], Any], catalog: Catalog) -> tuple[Any, Any
 
 
 # Pools the machine draws from: small, so that calls often hit existing objects and clash.
+# Weights (repeated entries) keep most calls valid and authorized, so that successful changes
+# are common enough to compare; the rest exercise the refusals.
 _USERS = ("ann", "ben", "cat", "dan", "eve")
 _GROUP_NAMES = ("alpha", "beta", "gamma", "delta")  # organizations and groups share names
 _DATASETS = ("d1", "d2", "d3", "d4", "d5")
-_ACTORS = ("system", "anonymous", *_USERS)
-_TAGS = ("water", "air", "soil", "x")  # "x" is too short: a validation error
 _VOCABULARY = "genre"
 _VOCAB_TAGS = ("rock", "jazz")
 _FORMATS = (None, "csv", "JSON", "text/csv", "")
 _URLS = ("http://example.org/a.csv", "https://example.org/b.json", "", "ftp://x/y")
 
-_actors = st.sampled_from(_ACTORS)
-_datasets = st.sampled_from(_DATASETS)
-_group_names = st.sampled_from(_GROUP_NAMES)
-_users = st.sampled_from(_USERS)
-_kinds = st.sampled_from(("organization", "group"))
-_tags = st.lists(
-    st.one_of(
-        st.sampled_from(_TAGS).map(lambda n: Tag(name=n)),
-        st.sampled_from((*_VOCAB_TAGS, "pop")).map(
-            lambda n: Tag(name=n, vocabulary_id=_VOCABULARY)
-        ),
-    ),
-    max_size=3,
+
+def _weighted(*pairs: tuple[Any, int]) -> st.SearchStrategy[Any]:
+    return st.sampled_from([value for value, weight in pairs for _ in range(weight)])
+
+
+# ann: admin of alpha; ben: editor of alpha; cat: member of alpha and of the group gamma
+_actors = _weighted(
+    ("system", 4), ("ben", 3), ("ann", 2), ("cat", 2), ("anonymous", 1), ("dan", 1), ("eve", 1)
 )
-_extras = st.dictionaries(st.sampled_from(("a", "b", "name")), st.sampled_from(("1", "2")))
-_titles = st.one_of(st.none(), st.sampled_from(("T", "Water quality", "")))
+_datasets = _weighted(("d1", 4), ("d2", 3), ("d3", 2), ("d4", 1), ("d5", 1))
+_group_names = _weighted(("alpha", 3), ("gamma", 3), ("beta", 1), ("delta", 1))
+_users = _weighted(("ann", 2), ("ben", 2), ("cat", 2), ("dan", 2), ("eve", 1))
+_kinds = st.sampled_from(("organization", "group"))
+_tag = _weighted(
+    (Tag(name="water"), 4),
+    (Tag(name="air"), 4),
+    (Tag(name="soil"), 3),
+    (Tag(name="rock", vocabulary_id=_VOCABULARY), 3),
+    (Tag(name="jazz", vocabulary_id=_VOCABULARY), 2),
+    (Tag(name="x"), 1),  # too short
+    (Tag(name="pop", vocabulary_id=_VOCABULARY), 1),  # not in the vocabulary
+)
+_tags = st.lists(_tag, max_size=3)
+_extras = st.dictionaries(
+    _weighted(("a", 4), ("b", 4), ("name", 1)),  # "name" shadows a core field
+    st.sampled_from(("1", "2")),
+    max_size=2,
+)
+_titles = _weighted((None, 2), ("T", 2), ("Water quality", 2), ("", 1))
 
 
 @st.composite
@@ -226,7 +239,7 @@ def _resource_inputs(draw: st.DrawFn) -> ResourceInput:
         url=draw(st.sampled_from(_URLS)),
         name=draw(st.one_of(st.none(), st.sampled_from(("r", "data")))),
         format=draw(st.sampled_from(_FORMATS)),
-        size=draw(st.one_of(st.none(), st.integers(-1, 3))),  # -1 is refused
+        size=draw(_weighted((None, 6), (0, 1), (3, 2), (-1, 1))),  # -1 is refused
         extras=draw(st.dictionaries(st.sampled_from(("k", "v")), st.integers(0, 2), max_size=2)),
     )
 
@@ -347,6 +360,26 @@ def make_service_machine(
                 )
             self.both(lambda cat: cat.groups.add_member("gamma", "cat", "member"))
             self.both(lambda cat: cat.tags.create_vocabulary(_VOCABULARY, _VOCAB_TAGS))
+            resources = [
+                ResourceInput(url="http://example.org/a.csv"),
+                ResourceInput(url="http://example.org/b.json", name="b"),
+                ResourceInput(url="http://example.org/c", extras={"k": 1}),
+            ]
+            self.both(
+                lambda cat: cat.datasets.create(
+                    DatasetInput(
+                        name="d1",
+                        owner_org="alpha",
+                        tags=[Tag(name="water")],
+                        resources=resources,
+                    )
+                )
+            )
+            self.both(
+                lambda cat: cat.datasets.create(
+                    DatasetInput(name="d2", owner_org="alpha", private=True, groups=["gamma"])
+                )
+            )
 
         # -- users -------------------------------------------------------------------------
 
@@ -428,14 +461,14 @@ def make_service_machine(
 
         @rule(
             actor=_actors,
-            name=_datasets,
-            owner=st.one_of(st.none(), _group_names),
-            private=st.booleans(),
+            name=_weighted(("d3", 3), ("d4", 3), ("d5", 2), ("d1", 1)),
+            owner=_weighted(("alpha", 6), (None, 1), ("gamma", 1), ("beta", 1)),
+            private=_weighted((False, 2), (True, 1)),
             tags=_tags,
             extras=_extras,
-            groups=st.one_of(st.none(), st.lists(_group_names, max_size=2)),
+            groups=_weighted((None, 4), ((), 1), (("gamma",), 2), (("alpha",), 1)),
             resources=st.one_of(st.none(), st.lists(_resource_inputs(), max_size=3)),
-            state=st.sampled_from((None, State.DRAFT)),
+            state=_weighted((None, 4), (State.DRAFT, 1)),
         )
         def create_dataset(
             self,
@@ -469,9 +502,9 @@ def make_service_machine(
             tags=_tags,
             extras=_extras,
             resources=st.sampled_from(("keep", "reverse", "replace", "clear")),
-            groups=st.one_of(st.none(), st.lists(_group_names, max_size=2)),
-            owner=st.sampled_from(("keep", None, "alpha", "beta")),
-            stale=st.sampled_from((None, "current", "stale")),
+            groups=_weighted((None, 4), ((), 1), (("gamma",), 2), (("alpha",), 1)),
+            owner=_weighted(("keep", 6), (None, 1), ("alpha", 1), ("beta", 1)),
+            stale=_weighted((None, 4), ("current", 1), ("stale", 1)),
             data=st.data(),
         )
         def update_dataset(
@@ -576,7 +609,7 @@ def make_service_machine(
             drafts=st.booleans(),
             deleted=st.booleans(),
             organization=st.one_of(st.none(), _group_names),
-            tag=st.one_of(st.none(), st.sampled_from(_TAGS)),
+            tag=st.sampled_from((None, "water", "air", "rock")),
             order=st.sampled_from(("name", "-metadata_modified")),
             window=st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 3))),
         )
