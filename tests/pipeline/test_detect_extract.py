@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -603,3 +604,58 @@ def test_table_preview_caps_columns_and_cells() -> None:
     assert len(preview.columns) == 500
     assert preview.rows[0] == ("x" * 100,) * 3
     assert preview.truncated
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def test_the_pipeline_imports_no_service_edge_or_storage() -> None:
+    """Building blocks only: stdlib, attrs, domain/errors and lazily imported parsers."""
+    import ast
+
+    import opencatalog.pipeline as package
+
+    folder = Path(package.__file__).parent
+    allowed_internal = ("opencatalog.domain", "opencatalog.errors", "opencatalog.pipeline")
+    allowed_external = {
+        "attrs",
+        "puremagic",
+        "charset_normalizer",
+        "defusedxml",
+        "pypdf",
+        "openpyxl",
+    }
+    bad = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top == "opencatalog":
+                    if not name.startswith(allowed_internal):
+                        bad.append(f"{path.name}: {name}")
+                elif top not in sys.stdlib_module_names and top not in allowed_external | {
+                    "__future__"
+                }:
+                    bad.append(f"{path.name}: {name}")
+    assert not bad
+
+
+def test_importing_the_pipeline_loads_no_parser() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import opencatalog.pipeline.fetch, opencatalog.pipeline.detect\n"
+        "import opencatalog.pipeline.extract, opencatalog.pipeline.preview\n"
+        "heavy = ('puremagic', 'charset_normalizer', 'defusedxml', 'pypdf', 'openpyxl')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == ""
