@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from opencatalog.domain.commands import DatasetInput, DatasetPatch, GroupInput, ResourceInput
 from opencatalog.domain.model import State, Tag
-from opencatalog.errors import Conflict, NotAuthorized, NotFound, ValidationFailed
+from opencatalog.errors import AlreadyExists, Conflict, NotAuthorized, NotFound, ValidationFailed
 from opencatalog.testing.stateful import observe
 
 CHARSET = "Must be purely lowercase alphanumeric (ascii) characters and these symbols: -_"
@@ -237,6 +237,7 @@ def test_a_bad_resource_refuses_the_whole_dataset(cast, snapshot):
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason=(
         "DatasetService.create documents 'every field error at once', but _build "
         "(datasets.py) raises after the storage-free checks, before resolving owner_org, "
@@ -290,6 +291,7 @@ def test_resource_id_of_another_dataset_is_refused_and_left_alone(cast, make_dat
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AlreadyExists,
     reason=(
         "DatasetService.create/update with a ResourceInput whose id belongs to another "
         "dataset's resource raises AlreadyExists(field='resources') from storage instead of "
@@ -308,6 +310,7 @@ def test_resource_id_of_another_dataset_is_a_validation_error(cast, make_dataset
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AttributeError,
     reason=(
         "DatasetService.create(None) raises AttributeError: _build (datasets.py) reads inp.id "
         "before raising the 'Must be a dataset' error check_dataset collected"
