@@ -112,6 +112,7 @@ def open_catalog(
         indexer = Indexer(storage, search_index)
         ctx.outbox_topics = frozenset({"dataset"})
         ctx.after_commit.append(indexer.drain)
-        indexer.drain()  # apply what a crash left pending
+        if initialize:
+            indexer.drain()  # apply what a crash left pending (needs the current schema)
     info = {"settings": {"storage": settings.storage, "search": settings.search}}
     return Catalog(ctx, on_close=closers, info=info, indexer=indexer)

@@ -235,15 +235,6 @@ def test_a_bad_resource_refuses_the_whole_dataset(cast, snapshot):
         cast.catalog.datasets.get("water-quality")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "DatasetService.create documents 'every field error at once', but _build "
-        "(datasets.py) raises after the storage-free checks, before resolving owner_org, "
-        "groups and vocabulary tags: a bad name hides an unknown organization"
-    ),
-)
 def test_field_errors_and_reference_errors_are_reported_together(cast):
     with pytest.raises(ValidationFailed) as exc:
         cast.catalog.datasets.create(ds_input("A", owner_org="nowhere"))
@@ -289,16 +280,6 @@ def test_resource_id_of_another_dataset_is_refused_and_left_alone(cast, make_dat
     assert snapshot(cast.catalog) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AlreadyExists,
-    reason=(
-        "DatasetService.create/update with a ResourceInput whose id belongs to another "
-        "dataset's resource raises AlreadyExists(field='resources') from storage instead of "
-        "ValidationFailed({'resources': [{'id': [...]}]}) as ResourceService.add does for "
-        "the same input (datasets.py _build_resources checks only the dataset's own ids)"
-    ),
-)
 def test_resource_id_of_another_dataset_is_a_validation_error(cast, make_dataset):
     other = make_dataset("other", resources=[ResourceInput(url="http://example.org/o.csv")])
     with pytest.raises(ValidationFailed) as exc:
@@ -308,14 +289,6 @@ def test_resource_id_of_another_dataset_is_a_validation_error(cast, make_dataset
     assert list(exc.value.errors) == ["resources"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason=(
-        "DatasetService.create(None) raises AttributeError: _build (datasets.py) reads inp.id "
-        "before raising the 'Must be a dataset' error check_dataset collected"
-    ),
-)
 def test_create_with_something_that_is_not_an_input(cast):
     with pytest.raises(ValidationFailed):
         cast.catalog.datasets.create(None)  # type: ignore[arg-type]

@@ -89,14 +89,6 @@ def test_create_validates(cast):
     assert exc.value.errors == {"id": ["The input field id was not expected."]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason=(
-        "GroupService.create(None) raises AttributeError: groups.py create reads data.id "
-        "after check_group() reported 'Must be a group' but before raising it"
-    ),
-)
 def test_create_with_something_that_is_not_an_input(cast):
     with pytest.raises(ValidationFailed):
         cast.catalog.groups.create(None)  # type: ignore[arg-type]
@@ -227,15 +219,6 @@ def test_purge_organization_removes_its_deleted_datasets(cast, make_dataset):
     assert cast.catalog.groups.create(GroupInput(name="org-a")).name == "org-a"  # name free
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "GroupService.purge (groups.py) removes an organization's deleted datasets with "
-        "uow.datasets.remove but leaves their activities, while DatasetService.purge "
-        "removes a purged dataset's activities: recent() still shows the purged datasets"
-    ),
-)
 def test_purge_organization_leaves_no_activities_of_its_datasets(cast, make_dataset):
     ds = make_dataset("gone")
     cast.catalog.datasets.delete("gone")
@@ -254,17 +237,6 @@ def test_purge_group_takes_it_out_of_its_datasets(cast, make_dataset):
         cast.catalog.activities.for_group(cast.group.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NotAuthorized,
-    reason=(
-        "GroupService.delete (groups.py) removes the group's memberships but leaves its id in "
-        "Dataset.groups (CKAN deletes the group's member rows, datasets included); "
-        "afterwards _build sees the deleted group leave the list on any groups change and "
-        "requires GROUP_MANAGE_DATASETS on it, which nobody but sysadmins has: editors can "
-        "no longer change their dataset's groups (and dataset_counts still counts it)"
-    ),
-)
 def test_deleting_a_group_takes_it_out_of_its_datasets(cast, make_dataset):
     cast.catalog.groups.create(GroupInput(name="other"))
     cast.catalog.groups.add_member("other", "bob", "member")

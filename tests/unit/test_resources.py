@@ -249,16 +249,6 @@ def test_reorder_must_be_a_permutation(cast, dataset, snapshot, order, message):
     assert snapshot(cast.catalog) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=(
-        "ResourceService.reorder (datasets.py, the unique/permutation checks) calls "
-        "set(order) and sorted(order) before checking the items are strings: mixed types "
-        "raise TypeError ('<' not supported between str and int) and unhashable items "
-        "raise TypeError (unhashable type: 'list') instead of ValidationFailed on 'order'"
-    ),
-)
 @pytest.mark.parametrize("order", [[1, "a", "b"], [["a"], ["b"], ["c"]], [None, 1.5, "x"]])
 def test_reorder_with_items_that_are_not_ids(cast, dataset, order):
     with pytest.raises(ValidationFailed):

@@ -57,6 +57,15 @@ class Capacity(enum.StrEnum):
     MEMBER = "member"
 
 
+def _utc(value: Any) -> Any:
+    """Datetimes are held in UTC: aware ones are converted, naive ones are taken as UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    return value
+
+
 def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value)
 
@@ -100,9 +109,9 @@ class Resource:
     hash: str | None = None
     size: int | None = None
     position: int = 0
-    created: datetime
-    last_modified: datetime | None = None
-    metadata_modified: datetime
+    created: datetime = field(converter=_utc)
+    last_modified: datetime | None = field(default=None, converter=_utc)
+    metadata_modified: datetime = field(converter=_utc)
     extras: Mapping[str, Any] = field(factory=dict, converter=_mapping)
 
 
@@ -133,8 +142,8 @@ class Dataset:
     extras: Mapping[str, str] = field(factory=dict, converter=_mapping)
     groups: tuple[str, ...] = field(default=(), converter=_tuple)
     resources: tuple[Resource, ...] = field(default=(), converter=_tuple)
-    metadata_created: datetime
-    metadata_modified: datetime
+    metadata_created: datetime = field(converter=_utc)
+    metadata_modified: datetime = field(converter=_utc)
     creator_user_id: str | None = None
     revision: int = 1
 
@@ -167,7 +176,7 @@ class Group:
     type: str = "group"
     state: State = State.ACTIVE
     extras: Mapping[str, str] = field(factory=dict, converter=_mapping)
-    created: datetime
+    created: datetime = field(converter=_utc)
     revision: int = 1
 
     @property
@@ -197,7 +206,7 @@ class User:
     password_hash: str | None = field(default=None, repr=False)
     sysadmin: bool = False
     state: State = State.ACTIVE
-    created: datetime
+    created: datetime = field(converter=_utc)
     revision: int = 1
 
     @property
@@ -213,9 +222,9 @@ class ApiToken:
     user_id: str
     name: str
     token_hash: str = field(repr=False)
-    created_at: datetime
-    expires_at: datetime | None = None
-    last_used_at: datetime | None = None
+    created_at: datetime = field(converter=_utc)
+    expires_at: datetime | None = field(default=None, converter=_utc)
+    last_used_at: datetime | None = field(default=None, converter=_utc)
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -230,7 +239,7 @@ class Activity:
     """
 
     id: str
-    timestamp: datetime
+    timestamp: datetime = field(converter=_utc)
     user_id: str | None
     object_id: str
     object_type: str

@@ -159,6 +159,26 @@ class _DatasetWriter(Service):
             raise ValidationFailed({"resources": ["Resource ids must be unique"]})
         return tuple(out)
 
+    def _check_resource_ids(
+        self,
+        call: Call,
+        inputs: Sequence[ResourceInput],
+        current: Dataset | None,
+        errors: Errors,
+    ) -> None:
+        """Supplied resource ids must not belong to another dataset."""
+        own = {r.id for r in current.resources} if current is not None else set()
+        nested: list[dict[str, list[str]]] = []
+        for inp in inputs:
+            item: dict[str, list[str]] = {}
+            if inp.id is not None and inp.id not in own:
+                holder = call.uow.datasets.find_by_resource(inp.id)
+                if holder is not None and (current is None or holder.id != current.id):
+                    item["id"] = ["Resource id already exists"]
+            nested.append(item)
+        if any(nested):
+            errors.fields["resources"] = nested
+
     def _build(
         self,
         call: Call,
@@ -170,20 +190,27 @@ class _DatasetWriter(Service):
         """A new dataset value from an input: the create/update/patch core. Raises
         ValidationFailed with every field error; checks the org and group rights."""
         errors = check_dataset(inp, errors=errors)
+        if not isinstance(inp, DatasetInput):
+            errors.raise_if_any()
         actor = call.actor
         sysadmin = actor.is_sysadmin
         if inp.id is not None and current is None and not sysadmin:
             errors.add("id", "The input field id was not expected.")
-        errors.raise_if_any()
-        owner_org = self._resolve_org(call, inp.owner_org, errors)
-        groups = (
-            self._resolve_groups(call, inp.groups, errors)
-            if inp.groups is not None
-            else (current.groups if current is not None else ())
-        )
-        tags = self._resolve_tags(call, inp.tags, errors)
-        if inp.private and owner_org is None and not inp.owner_org:
+        # references are resolved even when fields are bad, so every error is reported at
+        # once; each is resolved only when its own field is well-formed
+        owner_org = None
+        if "owner_org" not in errors.fields:
+            owner_org = self._resolve_org(call, inp.owner_org, errors)
+        groups: tuple[str, ...] = current.groups if current is not None else ()
+        if inp.groups is not None and "groups" not in errors.fields:
+            groups = self._resolve_groups(call, inp.groups, errors)
+        tags: tuple[Tag, ...] = ()
+        if "tags" not in errors.fields:
+            tags = self._resolve_tags(call, inp.tags, errors)
+        if inp.private is True and owner_org is None and not inp.owner_org:
             errors.add("private", "Datasets with no organization can't be private.")
+        if isinstance(inp.resources, tuple) and "resources" not in errors.fields:
+            self._check_resource_ids(call, inp.resources, current, errors)
         errors.raise_if_any()
         # rights on the organization the dataset will belong to
         if current is None or owner_org != current.owner_org:
@@ -722,7 +749,11 @@ class ResourceService(_DatasetWriter):
         with self._call(write=True) as call:
             current = self._dataset(call, dataset, Action.DATASET_UPDATE, for_update=True)
             ids = [r.id for r in current.resources]
-            if not isinstance(order, Sequence) or isinstance(order, str):
+            if (
+                not isinstance(order, Sequence)
+                or isinstance(order, str)
+                or not all(isinstance(rid, str) for rid in order)
+            ):
                 raise ValidationFailed({"order": ["Must be a list of resource ids"]})
             if len(set(order)) != len(order):
                 raise ValidationFailed({"order": ["Must supply unique resource_ids"]})

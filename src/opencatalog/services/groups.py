@@ -70,6 +70,7 @@ class GroupService(Service):
         with self._call(write=True) as call:
             self._require(call, self._actions["create"], self._policy.base_role(call.actor))
             errors = check_group(data)
+            errors.raise_if_any()
             if data.id is not None and not call.actor.is_sysadmin:
                 errors.add("id", "The input field id was not expected.")
             errors.raise_if_any()
@@ -163,8 +164,19 @@ class GroupService(Service):
             flt = DatasetFilter(states=states, group_id=group_id)
         return call.uow.datasets.list(flt)
 
+    def _unlink(self, call: Call, ds: Dataset, group_id: str) -> None:
+        new = attrs.evolve(
+            ds,
+            groups=tuple(g for g in ds.groups if g != group_id),
+            metadata_modified=call.now,
+            revision=ds.revision + 1,
+        )
+        call.uow.datasets.save(new)
+        call.changed(TOPIC, ds.id)
+        call.dataset_activity("updated", new)
+
     def delete(self, id_or_name: str) -> None:
-        """Soft-delete; memberships are removed. An organization that still owns datasets
+        """Soft-delete; memberships (and, for groups, dataset links) are removed. An organization that still owns datasets
         that are not deleted cannot be deleted (Conflict)."""
         with self._call(write=True) as call:
             current = self._load(call, id_or_name, self._actions["delete"])
@@ -175,6 +187,10 @@ class GroupService(Service):
             new = attrs.evolve(current, state=State.DELETED, revision=current.revision + 1)
             call.uow.groups.save(new)
             call.uow.memberships.remove_for_group(current.id)
+            if not self.is_organization:
+                # as CKAN deletes the group's member rows: its datasets leave it
+                for ds in self._datasets_of(call, current.id):
+                    self._unlink(call, ds, current.id)
             call.activity(self._kind, "deleted", new)
             call.commit()
 
@@ -206,15 +222,10 @@ class GroupService(Service):
             for ds in self._datasets_of(call, current.id):
                 if self.is_organization:
                     call.uow.datasets.remove(ds.id)  # only deleted datasets are left
+                    call.uow.activities.remove_for_object(ds.id)
+                    call.changed(TOPIC, ds.id)
                 else:
-                    call.uow.datasets.save(
-                        attrs.evolve(
-                            ds,
-                            groups=tuple(g for g in ds.groups if g != current.id),
-                            revision=ds.revision + 1,
-                        )
-                    )
-                call.changed(TOPIC, ds.id)
+                    self._unlink(call, ds, current.id)
             call.uow.groups.remove(current.id)
             call.uow.activities.remove_for_object(current.id)
             call.commit()

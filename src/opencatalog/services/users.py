@@ -63,6 +63,8 @@ class UserService(Service):
             text(errors, "fullname", data.fullname)
             text(errors, "image_url", data.image_url)
             _check_about(errors, data.about)
+            if not isinstance(data.sysadmin, bool):
+                errors.add("sysadmin", "Must be true or false")
             if data.id is not None and not rules.is_uuid(data.id):
                 errors.add("id", "Must be a UUID")
             if not errors and call.uow.users.get_by_name(data.name) is not None:
@@ -78,7 +80,7 @@ class UserService(Service):
                 about=data.about,
                 image_url=data.image_url,
                 password_hash=call.ctx.hasher.hash(data.password),
-                sysadmin=bool(data.sysadmin),
+                sysadmin=data.sysadmin,
                 created=call.now,
             )
             call.uow.users.add(user)

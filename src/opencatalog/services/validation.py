@@ -47,6 +47,16 @@ DATASET_CORE_FIELDS = frozenset(
 )  # fmt: skip
 
 
+#: Resource fields (and derived keys) a resource extra may not shadow.
+RESOURCE_CORE_FIELDS = frozenset(
+    {
+        "id", "package_id", "url", "url_type", "name", "description", "format", "mimetype",
+        "hash", "size", "position", "created", "last_modified", "metadata_modified",
+        "state", "extras",
+    }
+)  # fmt: skip
+
+
 class Errors:
     """Collects field errors; :meth:`raise_if_any` raises one ValidationFailed with them all."""
 
@@ -98,7 +108,7 @@ def name_field(errors: Errors, field: str, value: Any) -> None:
 
 
 def email_field(errors: Errors, field: str, value: Any, *, required: bool = False) -> None:
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             errors.add(field, MISSING)
         return
@@ -167,6 +177,8 @@ def check_resource(value: Any) -> dict[str, Any]:
         for key in value.extras:
             if not isinstance(key, str) or not key:
                 errors.add("extras", "key: Missing value")
+            elif key in RESOURCE_CORE_FIELDS:
+                errors.add("extras", f"There is a schema field with the same name: {key}")
     return errors.fields
 
 
