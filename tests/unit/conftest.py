@@ -31,12 +31,11 @@ from opencatalog.testing.stateful import (
     CHEAP_PASSWORD_HASHING,
     SteppingClock,
     make_deterministic,
-    observe,
+    stored_contents,
 )
 
-#: Storage backends every service test runs on. Add "sqlite" once its adapter passes the
-#: storage conformance kit.
-BACKENDS = ["memory"]
+#: Storage backends every service test runs on (each passes the storage conformance kit).
+BACKENDS = ["memory", "sqlite"]
 
 PASSWORD = "correct-horse"
 
@@ -64,14 +63,16 @@ def make_catalog(backend: str, tmp_path: Path) -> Iterator[CatalogFactory]:
 
     Each catalog has its own :class:`SteppingClock` (``catalog._ctx.clock``): every reading
     is one second after the one before, so timestamps are distinct and ordered. Keyword
-    arguments are settings (``create_unowned_dataset=True``...).
+    arguments are settings (``create_unowned_dataset=True``...); ``database`` places a
+    SQLite catalog's file (memory catalogs ignore it).
     """
     opened: list[Catalog] = []
 
-    def make(**settings: Any) -> Catalog:
+    def make(*, database: Path | None = None, **settings: Any) -> Catalog:
         location = None
         if backend == "sqlite":
-            location = "sqlite:///" + str(tmp_path / f"catalog{len(opened)}.db")
+            path = database or tmp_path / f"catalog{len(opened)}.db"
+            location = "sqlite:///" + str(path)
         catalog = open_catalog(
             location, password_hash_params=dict(CHEAP_PASSWORD_HASHING), **settings
         )
@@ -154,7 +155,7 @@ def populate() -> Callable[[Catalog], Cast]:
 @pytest.fixture
 def snapshot() -> Callable[[Catalog], dict[str, Any]]:
     """Everything a catalog holds, as plain data (compare before and after a refused call)."""
-    return observe
+    return stored_contents
 
 
 # -- factories ---------------------------------------------------------------------------

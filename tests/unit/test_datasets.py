@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from opencatalog.domain.commands import DatasetInput, DatasetPatch, GroupInput, ResourceInput
 from opencatalog.domain.model import State, Tag
-from opencatalog.errors import AlreadyExists, Conflict, NotAuthorized, NotFound, ValidationFailed
-from opencatalog.testing.stateful import observe
+from opencatalog.errors import Conflict, NotAuthorized, NotFound, ValidationFailed
+from opencatalog.testing.stateful import stored_contents
 
 CHARSET = "Must be purely lowercase alphanumeric (ascii) characters and these symbols: -_"
 
@@ -669,16 +669,16 @@ def test_bad_input_to_create_is_refused_cleanly(cast, changes):
     catalog = cast.catalog
     name = f"ds-{len(catalog.datasets.list(include_deleted=True, include_drafts=True).items)}"
     data = attrs.evolve(ds_input(name, resources=[ResourceInput(url="http://x/a.csv")]), **changes)
-    before = observe(catalog)
+    before = stored_contents(catalog)
     try:
         created = catalog.as_user("bob").datasets.create(data)
     except ValidationFailed as exc:
         event("refused")
         _check_refusal(exc)
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     except NotAuthorized:
         event("not authorized")  # e.g. a group bob may not use, or no organization
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     else:
         event("accepted")
         assert catalog.datasets.get(created.id) == created
@@ -691,16 +691,16 @@ def test_bad_input_to_update_is_refused_cleanly(cast, changes):
     if not catalog.datasets.count():
         catalog.datasets.create(full_input("target"))
     data = attrs.evolve(full_input("target"), **changes)
-    before = observe(catalog)
+    before = stored_contents(catalog)
     try:
         updated = catalog.as_user("bob").datasets.update("target", data)
     except ValidationFailed as exc:
         event("refused")
         _check_refusal(exc)
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     except NotAuthorized:
         event("not authorized")
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     else:
         event("accepted")
         assert catalog.datasets.get(updated.id) == updated

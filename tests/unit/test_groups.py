@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from opencatalog.domain.commands import DatasetPatch, GroupInput, GroupPatch
 from opencatalog.domain.model import Capacity, State
 from opencatalog.errors import Conflict, NotAuthorized, NotFound, ValidationFailed
-from opencatalog.testing.stateful import observe
+from opencatalog.testing.stateful import stored_contents
 
 
 def members(service, ref):
@@ -420,13 +420,13 @@ def test_bad_input_is_refused_cleanly(cast, kind, changes):
         lambda: service.create(data),
         lambda: getattr(cast.as_("alice"), kind).update(existing, data),
     ):
-        before = observe(catalog)
+        before = stored_contents(catalog)
         try:
             result = call()
         except ValidationFailed as exc:
             event("refused")
             _assert_field_errors(exc)
-            assert observe(catalog) == before
+            assert stored_contents(catalog) == before
         else:
             event("accepted")
             assert service.get(result.id) == result

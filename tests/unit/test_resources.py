@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from opencatalog.domain.commands import DatasetInput, ResourceInput, ResourcePatch
 from opencatalog.errors import NotAuthorized, NotFound, ValidationFailed
-from opencatalog.testing.stateful import observe
+from opencatalog.testing.stateful import stored_contents
 
 RID = "12345678-1234-4234-8234-123456789abc"
 
@@ -314,13 +314,13 @@ def test_bad_input_to_add_and_update_is_refused_cleanly(cast, dataset, changes):
         lambda: catalog.as_user("bob").resources.add(dataset.id, data),
         lambda: catalog.as_user("bob").resources.update(target, data),
     ):
-        before = observe(catalog)
+        before = stored_contents(catalog)
         try:
             res = call()
         except ValidationFailed as exc:
             event("refused")
             _assert_field_errors(exc.errors)
-            assert observe(catalog) == before
+            assert stored_contents(catalog) == before
         else:
             event("accepted")
             assert catalog.resources.get(res.id) == res
@@ -333,7 +333,7 @@ def test_bad_resources_in_a_dataset_are_reported_by_position(cast, changes):
     bad = attrs.evolve(ResourceInput(url="http://example.org/x.csv"), **changes)
     name = f"ds-{catalog.datasets.count()}"
     resources = [ResourceInput(url="http://example.org/ok.csv"), bad]
-    before = observe(catalog)
+    before = stored_contents(catalog)
     try:
         created = catalog.datasets.create(DatasetInput(name=name, resources=resources))
     except ValidationFailed as exc:
@@ -342,7 +342,7 @@ def test_bad_resources_in_a_dataset_are_reported_by_position(cast, changes):
         first, second = exc.errors["resources"]
         assert first == {}
         _assert_field_errors(second)
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     else:
         event("accepted")
         assert len(catalog.datasets.get(created.id).resources) == 2

@@ -14,7 +14,7 @@ from opencatalog.domain.commands import DatasetInput, UserInput, UserPatch
 from opencatalog.domain.model import Capacity, State
 from opencatalog.errors import NotAuthorized, NotFound, ValidationFailed
 from opencatalog.ports.storage import DatasetFilter
-from opencatalog.testing.stateful import observe
+from opencatalog.testing.stateful import observe, stored_contents
 
 
 def user_input(name: str = "zoe", **fields: Any) -> UserInput:
@@ -389,7 +389,7 @@ def test_bad_input_is_refused_cleanly(cast, changes):
     catalog = cast.catalog
     number = catalog.users.list(include_deleted=True).total
     data = attrs.evolve(user_input(f"user-{number}"), **changes)
-    before = observe(catalog)
+    before = stored_contents(catalog)
     try:
         user = catalog.users.create(data)
     except ValidationFailed as exc:
@@ -397,7 +397,7 @@ def test_bad_input_is_refused_cleanly(cast, changes):
         assert exc.errors and set(exc.errors) <= {*_USER_FIELDS, "message"}
         for messages in exc.errors.values():
             assert messages and all(isinstance(m, str) for m in messages)
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     else:
         event("accepted")
         assert catalog.users.get(user.id) == user
@@ -414,12 +414,12 @@ def test_bad_input_is_refused_cleanly(cast, changes):
 )
 def test_bad_input_to_update_is_refused_cleanly(cast, changes):
     catalog = cast.catalog
-    before = observe(catalog)
+    before = stored_contents(catalog)
     try:
         user = catalog.as_user("dave").users.update("dave", UserPatch(**changes))
     except (ValidationFailed, NotAuthorized) as exc:
         event(type(exc).__name__)
-        assert observe(catalog) == before
+        assert stored_contents(catalog) == before
     else:
         event("accepted")
         assert catalog.users.get(user.id) == user
