@@ -19,20 +19,23 @@ from opencatalog.bootstrap import open_catalog
 from opencatalog.services.catalog import Catalog
 from opencatalog.testing.stateful import CHEAP_PASSWORD_HASHING, make_service_machine
 
-_folder = Path(tempfile.mkdtemp(prefix="opencatalog-stateful-"))
+_folders: list[Path] = []
 _numbers = itertools.count()
 
 
 def sqlite_catalog() -> Catalog:
     """A new catalog on a new SQLite file (one per example)."""
-    path = _folder / f"catalog-{next(_numbers)}.db"
+    if not _folders:
+        _folders.append(Path(tempfile.mkdtemp(prefix="opencatalog-stateful-")))
+    path = _folders[0] / f"catalog-{next(_numbers)}.db"
     return open_catalog("sqlite:///" + str(path), password_hash_params=dict(CHEAP_PASSWORD_HASHING))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _remove_databases() -> Iterator[None]:
     yield
-    shutil.rmtree(_folder, ignore_errors=True)
+    while _folders:
+        shutil.rmtree(_folders.pop(), ignore_errors=True)
 
 
 SqliteMachine = make_service_machine(sqlite_catalog)
