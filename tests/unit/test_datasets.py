@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from opencatalog.domain.commands import DatasetInput, DatasetPatch, GroupInput, ResourceInput
 from opencatalog.domain.model import State, Tag
-from opencatalog.errors import Conflict, NotAuthorized, NotFound, ValidationFailed
+from opencatalog.errors import BackendError, Conflict, NotAuthorized, NotFound, ValidationFailed
 from opencatalog.testing.stateful import stored_contents
 
 CHARSET = "Must be purely lowercase alphanumeric (ascii) characters and these symbols: -_"
@@ -730,3 +730,37 @@ def test_wrong_types_get_field_errors(cast):
 def test_organizations_still_usable_after_refusals(cast):
     cast.catalog.organizations.create(GroupInput(name="org-c"))
     assert cast.catalog.datasets.create(ds_input(owner_org="org-c")).name == "water-quality"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(AttributeError, TypeError),
+    reason=(
+        "arguments that are not inputs crash instead of giving ValidationFailed: "
+        "DatasetService.patch(ref, None) raises AttributeError in _apply_patch "
+        "(datasets.py, getattr(patch, ...) on None); DatasetService.get_many(None) raises "
+        "TypeError (the ids are iterated unchecked)"
+    ),
+)
+@pytest.mark.parametrize("call", ["patch-none", "get-many-none"])
+def test_wrong_argument_types_are_refused_cleanly(cast, make_dataset, call):
+    make_dataset()
+    with pytest.raises((ValidationFailed, NotFound)):
+        if call == "patch-none":
+            cast.catalog.datasets.patch("water-quality", None)  # type: ignore[arg-type]
+        else:
+            cast.catalog.datasets.get_many(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(BackendError, pytest.fail.Exception),
+    reason=(
+        "DatasetService.list (datasets.py) does not check the type of tag=: a list reaches "
+        "storage, where SQLite raises BackendError (cannot bind a list) and memory quietly "
+        "matches nothing. Expected ValidationFailed {'tag': [...]} on every backend"
+    ),
+)
+def test_list_tag_of_the_wrong_type(cast):
+    with pytest.raises(ValidationFailed):
+        cast.catalog.datasets.list(tag=["water"])  # type: ignore[arg-type]
