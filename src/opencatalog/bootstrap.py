@@ -109,10 +109,12 @@ def open_catalog(
     )
     indexer = None
     if search_index is not None:
-        indexer = Indexer(storage, search_index)
+        indexer = Indexer(storage, search_index, delay=settings.index_delay)
         ctx.outbox_topics = frozenset({"dataset"})
-        ctx.after_commit.append(indexer.drain)
-        if initialize:
-            indexer.drain()  # apply what a crash left pending (needs the current schema)
+        ctx.after_commit.append(indexer.notify)
+        closers.append(indexer.close)  # runs before the index and storage close
+        if initialize:  # both need the current schema
+            indexer.drain()  # apply what a crash left pending
+            indexer.fill_if_empty()
     info = {"settings": {"storage": settings.storage, "search": settings.search}}
     return Catalog(ctx, on_close=closers, info=info, indexer=indexer)

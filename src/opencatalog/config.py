@@ -40,13 +40,16 @@ class Settings:
 
     ``storage``: a storage URL (``memory://``, ``sqlite:///path.db``,
     ``postgresql+psycopg://user@host/db``). ``search``: a search index URL (``memory://``,
-    ``tantivy:///path``, ``whoosh:///path``; ``none`` for no search). ``password_hash_params``: Argon2 parameters
+    ``tantivy:///path``, ``whoosh:///path``; ``none`` for no search). ``index_delay``: seconds
+    the background indexer waits to batch writes into one index commit (0: index before each
+    write returns; searches always see every committed write either way). ``password_hash_params``: Argon2 parameters
     (``time_cost``, ``memory_cost``...) for the password hasher. The policy switches are those
     of :class:`opencatalog.domain.permissions.Policy`.
     """
 
     storage: str = "memory://"
     search: str = "memory://"
+    index_delay: float = attrs.field(default=0.5, converter=float)
     sqlite_synchronous: str = "full"
     create_unowned_dataset: bool = attrs.field(default=False, converter=_bool)
     user_create_organizations: bool = attrs.field(default=False, converter=_bool)

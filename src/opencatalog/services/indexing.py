@@ -8,22 +8,28 @@ is opened again) applies them. Applying an entry is idempotent: it indexes the d
 *now* (or removes it when it is gone), whatever the entry said.
 
 One lock per indexer makes it the single writer of its index within the process.
+
+When entries are applied: a search drains first (so it never answers from a stale index),
+and a background thread drains ``delay`` seconds after a write, batching the writes of that
+interval into one index commit (an embedded index commit costs tens of milliseconds; a write
+should not). With ``delay=0`` every write drains before it returns.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from attrs import frozen
 
-from opencatalog.domain.model import Dataset
+from opencatalog.domain.model import Dataset, State
 from opencatalog.domain.permissions import dataset_labels
 from opencatalog.domain.search import DatasetDocument, dataset_document
 from opencatalog.ports.search import SearchIndex
-from opencatalog.ports.storage import Storage, UnitOfWork
+from opencatalog.ports.storage import DatasetFilter, Storage, UnitOfWork
 
 __all__ = ["DriftReport", "Indexer", "documents_for"]
 
@@ -68,11 +74,68 @@ class DriftReport:
 class Indexer:
     """Applies the outbox to one search index; the index's only writer in this process."""
 
-    def __init__(self, storage: Storage, index: SearchIndex, *, batch_size: int = 1000) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        index: SearchIndex,
+        *,
+        batch_size: int = 1000,
+        delay: float = 0.5,
+    ) -> None:
         self.storage = storage
         self.index = index
         self.batch_size = batch_size
+        self.delay = delay
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._thread_guard = threading.Lock()
+
+    def notify(self) -> None:
+        """A write committed: apply it now (``delay=0``) or soon, in the background."""
+        if self.delay <= 0:
+            self.drain()
+            return
+        with self._thread_guard:
+            if self._stopping:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="opencatalog-indexer", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stopping:
+                return
+            self._stopped.wait(self.delay)  # let the writes of this interval gather
+            self._wake.clear()
+            try:
+                self.drain()
+            except Exception:  # the entries stay pending; the next drain retries them
+                log.exception("background indexing failed")
+            if self._stopping:  # close() may have woken us while we were clearing
+                return
+
+    def close(self) -> None:
+        """Stop the background thread and apply what is pending (best effort: what cannot be
+        applied stays in the outbox for the next start)."""
+        with self._thread_guard:
+            self._stopping = True
+            thread, self._thread = self._thread, None
+        self._stopped.set()
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+        try:
+            self.drain()
+        except Exception:
+            log.exception("indexing at close failed; pending changes stay in the outbox")
 
     def drain(self) -> int:
         """Apply every pending outbox entry; returns how many entries were applied."""
@@ -100,6 +163,18 @@ class Indexer:
                 applied += len(entries)
                 if len(entries) < self.batch_size:
                     return applied
+
+    def fill_if_empty(self) -> int:
+        """Rebuild an empty index over a storage that has datasets (an in-memory index over a
+        database, a deleted index folder); returns how many datasets were indexed."""
+        if self.index.count():
+            return 0
+        with self.storage.unit_of_work() as uow:
+            stored = uow.datasets.count(DatasetFilter(states=frozenset(State)))
+        if not stored:
+            return 0
+        log.info("search index is empty; indexing %d datasets from storage", stored)
+        return self.reindex()
 
     def check(self) -> DriftReport:
         """Compare the index with storage (ids and ``metadata_modified``)."""

@@ -16,6 +16,7 @@ from opencatalog.domain.search import (
     Prefix,
     Query,
     QueryLimits,
+    SearchPage,
     SearchQuery,
     Term,
     parse_filter,
@@ -134,7 +135,7 @@ class SearchService(Service):
             highlight=highlight,
         )
         self._limits.check(search)
-        page = self._index.query(search)
+        page = self._query(search)
         with self._call() as call:
             found = {ds.id: ds for ds in call.uow.datasets.get_many(page.ids)}
             results = tuple(
@@ -172,6 +173,10 @@ class SearchService(Service):
             out[fld] = tuple(items)
         return out
 
+    def _query(self, search: SearchQuery) -> SearchPage:
+        self._indexer.drain()  # never answer from an index behind storage
+        return self._index.query(search)
+
     def suggest_datasets(self, prefix: str, *, limit: int = 10) -> list[Dataset]:
         """Datasets whose name or a title word starts with ``prefix`` (autocomplete)."""
         prefix = (prefix or "").strip()
@@ -191,7 +196,7 @@ class SearchService(Service):
     def _facet_values(self, fld: str, text: str, limit: int | None) -> list[str]:
         with self._call() as call:
             labels = call.actor.labels()
-        page = self._index.query(
+        page = self._query(
             SearchQuery(facets=(FacetRequest(fld, limit=-1),), limit=0, labels=labels)
         )
         needle = text.casefold()
@@ -201,7 +206,7 @@ class SearchService(Service):
     def _search(self, query: Query, *, limit: int) -> tuple[Dataset, ...]:
         with self._call() as call:
             labels = call.actor.labels()
-        page = self._index.query(SearchQuery(query=query, limit=limit, labels=labels))
+        page = self._query(SearchQuery(query=query, limit=limit, labels=labels))
         with self._call() as call:
             found = {ds.id: ds for ds in call.uow.datasets.get_many(page.ids)}
             return tuple(
@@ -215,11 +220,13 @@ class SearchService(Service):
     def check(self) -> DriftReport:
         """Compare the index with storage (sysadmins)."""
         self._sysadmin_only()
+        self._indexer.drain()
         return self._indexer.check()
 
     def repair(self) -> DriftReport:
         """Fix what :meth:`check` finds; returns the drift that was repaired (sysadmins)."""
         self._sysadmin_only()
+        self._indexer.drain()
         report = self._indexer.check()
         if not report.clean:
             self._indexer.repair(report)

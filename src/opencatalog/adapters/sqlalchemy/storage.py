@@ -18,7 +18,7 @@ Options (keyword arguments):
 
 ``synchronous`` (SQLite): ``"full"`` (default) or ``"normal"`` (faster commits; a power
 loss may lose the last transactions, never corrupt the database).
-``busy_timeout`` (SQLite): milliseconds a writer waits for the write lock; default 5000.
+``busy_timeout`` (SQLite): milliseconds a writer waits for the write lock; default 10000.
 ``cache_size_kib`` (SQLite): page cache per connection; default 65536 (64 MiB).
 ``pool_size``, ``max_overflow``, ``pool_timeout`` (seconds): the connection pool.
 ``connect_timeout`` (PostgreSQL, seconds): default 10.
@@ -28,6 +28,7 @@ loss may lose the last transactions, never corrupt the database).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -124,6 +125,23 @@ class _MemoryLock:
         self._lock.release()
 
 
+_FILE_WRITERS: dict[str, threading.Lock] = {}
+_FILE_WRITERS_GUARD = threading.Lock()
+
+
+def _file_writer_lock(path: str) -> threading.Lock:
+    """The in-process writer lock of one SQLite database file.
+
+    Writers of one process queue on this lock before ``BEGIN IMMEDIATE``, so they take turns
+    in arrival order instead of racing SQLite's polling busy handler (which lets late
+    writers overtake ones that have waited long, and can starve them past the busy timeout).
+    Writers in other processes still meet at SQLite's own lock.
+    """
+    key = os.path.realpath(path)
+    with _FILE_WRITERS_GUARD:
+        return _FILE_WRITERS.setdefault(key, threading.Lock())
+
+
 class SqlAlchemyUnitOfWork(UnitOfWork):
     """One database transaction over the eight SQL repositories.
 
@@ -200,10 +218,14 @@ class SqlAlchemyStorage(Storage):
         engine: Engine,
         *,
         memory_lock: _MemoryLock | None = None,
+        writer_lock: threading.Lock | None = None,
+        writer_timeout: float = 30.0,
         settings: dict[str, object] | None = None,
     ) -> None:
         self._engine = engine
         self._memory_lock = memory_lock
+        self._writer_lock = writer_lock
+        self._writer_timeout = writer_timeout
         self._statements = Statements(engine.dialect.name)
         self._settings = dict(settings or {})
         self._closed = False
@@ -251,7 +273,7 @@ class SqlAlchemyStorage(Storage):
                 f"Storage option synchronous must be 'full' or 'normal', not {sync_name!r}"
             )
         synchronous = _SYNCHRONOUS[sync_name]
-        busy_timeout = _int_option(options, "busy_timeout", 5000)
+        busy_timeout = _int_option(options, "busy_timeout", 10000)
         cache_kib = _int_option(options, "cache_size_kib", 65536)
         echo = _bool_option(options, "echo")
         database = url.database or ""
@@ -303,7 +325,14 @@ class SqlAlchemyStorage(Storage):
             "in_memory": in_memory,
         }
         logger.debug("SQLite storage at %s (%s)", database or ":memory:", settings)
-        return cls(engine, memory_lock=lock, settings=settings)
+        writer_lock = None if in_memory else _file_writer_lock(database)
+        return cls(
+            engine,
+            memory_lock=lock,
+            writer_lock=writer_lock,
+            writer_timeout=busy_timeout / 1000,
+            settings=settings,
+        )
 
     @classmethod
     def _postgresql(cls, url: URL, options: dict[str, Any]) -> SqlAlchemyStorage:
@@ -356,17 +385,24 @@ class SqlAlchemyStorage(Storage):
             raise BackendError("This storage is closed")
         if self._memory_lock is not None:
             self._memory_lock.acquire()
+        queued = write and self._writer_lock is not None
+        if queued and not self._writer_lock.acquire(timeout=self._writer_timeout):  # type: ignore[union-attr]
+            raise BackendError("The database is busy, try again")
         try:
             connection = self._engine.connect()
         except sa_exc.SQLAlchemyError as exc:
             if self._memory_lock is not None:
                 self._memory_lock.release()
+            if queued:
+                self._writer_lock.release()  # type: ignore[union-attr]
             raise translate_error(exc) from exc
         if write:
             connection.execution_options(**{_WRITE_OPTION: True})
+        connection.info["opencatalog_queued_writer"] = queued
         return connection
 
     def _checkin(self, connection: Connection) -> None:
+        queued = connection.info.pop("opencatalog_queued_writer", False)
         try:
             connection.close()
         except sa_exc.SQLAlchemyError:
@@ -374,6 +410,8 @@ class SqlAlchemyStorage(Storage):
         finally:
             if self._memory_lock is not None:
                 self._memory_lock.release()
+            if queued and self._writer_lock is not None:
+                self._writer_lock.release()
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
