@@ -115,6 +115,14 @@ class _Datasets(DatasetRepository):
         dataset_id = self._s.resource_owner.get(resource_id)
         return None if dataset_id is None else self._s.datasets[dataset_id]
 
+    def resource_owners(self, resource_ids: Sequence[str]) -> dict[str, str]:
+        owners = self._s.resource_owner
+        return {rid: owners[rid] for rid in resource_ids if rid in owners}
+
+    def get_many_by_name(self, names: Sequence[str]) -> builtins.list[Dataset]:
+        found = (self.get_by_name(name) for name in names)
+        return [ds for ds in found if ds is not None]
+
     def _claim(self, ds: Dataset, previous: Dataset | None) -> None:
         owner = self._s.dataset_names.get(ds.name)
         if owner is not None and owner != ds.id:

@@ -128,6 +128,16 @@ class DatasetRepository(ABC):
     def find_by_resource(self, resource_id: str) -> Dataset | None:
         """The dataset that holds the (active) resource with this id, or None."""
 
+    def resource_owners(self, resource_ids: Sequence[str]) -> dict[str, str]:
+        """Resource id to the id of the dataset holding it, for the ids that are in use.
+        Backends override this with one query."""
+        owners: dict[str, str] = {}
+        for rid in resource_ids:
+            found = self.find_by_resource(rid)
+            if found is not None:
+                owners[rid] = found.id
+        return owners
+
     @abstractmethod
     def add(self, dataset: Dataset) -> None:
         """Store a new dataset. Raises AlreadyExists (field ``name`` or ``id``) on a clash,

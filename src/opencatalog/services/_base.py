@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -85,6 +85,18 @@ class Call:
         self.now = ctx.clock()
         self.committed = False
         self._groups: dict[str, Group | None] = {}
+        self._resource_owners: dict[str, str | None] = {}
+
+    def resource_owners(self, resource_ids: Sequence[str]) -> dict[str, str]:
+        """Which datasets hold these resource ids (those in use), remembered for this call;
+        a bulk path asks for a whole batch at once, then per dataset from memory."""
+        unknown = [rid for rid in resource_ids if rid not in self._resource_owners]
+        if unknown:
+            found = self.uow.datasets.resource_owners(unknown)
+            for rid in unknown:
+                self._resource_owners[rid] = found.get(rid)
+        owners = ((rid, self._resource_owners[rid]) for rid in resource_ids)
+        return {rid: owner for rid, owner in owners if owner is not None}
 
     def find_group(self, ref: str) -> Group | None:
         """The group or organization with this id or name, remembered for this call (bulk

@@ -168,13 +168,14 @@ class _DatasetWriter(Service):
     ) -> None:
         """Supplied resource ids must not belong to another dataset."""
         own = {r.id for r in current.resources} if current is not None else set()
+        supplied = [i.id for i in inputs if isinstance(i.id, str) and i.id not in own]
+        owners = call.resource_owners(supplied) if supplied else {}
         nested: list[dict[str, list[str]]] = []
         for inp in inputs:
             item: dict[str, list[str]] = {}
-            if inp.id is not None and inp.id not in own:
-                holder = call.uow.datasets.find_by_resource(inp.id)
-                if holder is not None and (current is None or holder.id != current.id):
-                    item["id"] = ["Resource id already exists"]
+            holder = owners.get(inp.id) if isinstance(inp.id, str) else None
+            if holder is not None and (current is None or holder != current.id):
+                item["id"] = ["Resource id already exists"]
             nested.append(item)
         if any(nested):
             errors.fields["resources"] = nested
@@ -443,6 +444,15 @@ class DatasetService(_DatasetWriter):
                     [n for n in wanted if isinstance(n, str)]
                 )
             }
+            call.resource_owners(  # one lookup for the batch's supplied resource ids
+                [
+                    r.id
+                    for _, item in batch
+                    if isinstance(item, DatasetInput) and isinstance(item.resources, tuple)
+                    for r in item.resources
+                    if isinstance(r, ResourceInput) and isinstance(r.id, str)
+                ]
+            )
             for index, item in batch:
                 try:
                     dataset = self._build(call, item, None)

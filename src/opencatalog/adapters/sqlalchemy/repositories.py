@@ -530,6 +530,23 @@ class SqlDatasetRepository(DatasetRepository):
         row = self._ctx.first(self._q.dataset_by_resource, {"id": resource_id})
         return None if row is None else self._load(row[0])
 
+    def resource_owners(self, resource_ids: Sequence[str]) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        for chunk in _chunks(list(dict.fromkeys(resource_ids))):
+            stmt = select(dataset_resource_t.c.id, dataset_resource_t.c.dataset_id).where(
+                dataset_resource_t.c.id.in_(chunk)
+            )
+            owners.update((rid, did) for rid, did in self._ctx.rows(stmt))
+        return owners
+
+    def get_many_by_name(self, names: Sequence[str]) -> list[Dataset]:
+        found: dict[str, Dataset] = {}
+        for chunk in _chunks(list(dict.fromkeys(names))):
+            stmt = select(dataset_t.c.name, dataset_t.c.doc).where(dataset_t.c.name.in_(chunk))
+            for name, doc in self._ctx.rows(stmt):
+                found[name] = self._load(doc)
+        return [found[n] for n in names if n in found]
+
     @staticmethod
     def _link_params(
         datasets: Iterable[Dataset],
