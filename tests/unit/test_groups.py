@@ -443,31 +443,12 @@ def test_patch_validates_wrong_types(cast):
     assert set(exc.value.errors) == {"name", "extras", "description"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, ValueError),
-    reason=(
-        "GroupService.update(ref, None) raises attrs.NotAnAttrsClassError (a ValueError) from "
-        "attrs.evolve(data, id=None) before check_group sees the input; GroupService.patch("
-        "ref, None) raises AttributeError (getattr(changes, ...) on None). Expected "
-        "ValidationFailed, as create(None) now gives"
-    ),
-)
 @pytest.mark.parametrize("method", ["update", "patch"])
 def test_changes_that_are_not_inputs(cast, method):
     with pytest.raises(ValidationFailed):
         getattr(cast.catalog.groups, method)("science", None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, BackendError),
-    reason=(
-        "GroupService.add_member (groups.py) passes a non-string user reference straight to "
-        "storage: the memory backend raises TypeError (unhashable list), SQLite a "
-        "BackendError (cannot bind a list). Expected ValidationFailed {'username': [...]}"
-    ),
-)
 def test_member_references_of_the_wrong_type(cast):
     with pytest.raises(ValidationFailed):
         cast.catalog.groups.add_member("science", ["dave"], "member")  # type: ignore[arg-type]

@@ -359,14 +359,6 @@ def test_something_that_is_not_a_resource_input(cast, dataset, snapshot, data):
     assert snapshot(cast.catalog) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason=(
-        "ResourceService.patch(resource_id, None) raises AttributeError (datasets.py patch "
-        "reads getattr(changes, f.name) on None) instead of ValidationFailed"
-    ),
-)
 def test_patch_with_something_that_is_not_a_patch(cast, dataset):
     with pytest.raises(ValidationFailed):
         cast.catalog.resources.patch(dataset.resources[0].id, None)  # type: ignore[arg-type]

@@ -432,16 +432,6 @@ def test_something_that_is_not_a_user_input(cast, data):
     assert exc.value.errors == {"message": ["Must be a user"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "email uniqueness ignores deleted accounts, but UserService._email_free (users.py) "
-        "asks users.get_by_email, which returns only the OLDEST account with the email: "
-        "when that one is deleted, a second active account gets the email of a first "
-        "active one (anna deleted, bert active, carl created with bert's email)"
-    ),
-)
 def test_an_email_reused_after_a_deletion_stays_unique(cast):
     cast.catalog.users.create(user_input("anna", email="x@example.org"))
     cast.catalog.users.delete("anna")
@@ -450,15 +440,6 @@ def test_an_email_reused_after_a_deletion_stays_unique(cast):
     assert errors == {"email": ["The email address is already registered on another account."]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NotAuthorized,
-    reason=(
-        "UserService.authenticate (users.py) looks the login up with users.get_by_email, "
-        "which returns the oldest account with that email; if that account is deleted, the "
-        "active account that reused the email can no longer log in by email"
-    ),
-)
 def test_login_by_email_finds_the_active_account(cast):
     cast.catalog.users.create(user_input("anna", email="x@example.org", password="password-a"))
     cast.catalog.users.delete("anna")
@@ -466,14 +447,6 @@ def test_login_by_email_finds_the_active_account(cast):
     assert cast.catalog.users.authenticate("x@example.org", "password-b").name == "bert"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason=(
-        "UserService.update(ref, None) raises AttributeError (users.py reads changes.name "
-        "on None) instead of ValidationFailed"
-    ),
-)
 def test_update_with_something_that_is_not_a_patch(cast):
     with pytest.raises(ValidationFailed):
         cast.catalog.users.update("dave", None)  # type: ignore[arg-type]

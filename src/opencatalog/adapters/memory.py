@@ -288,10 +288,13 @@ class _Users(UserRepository):
 
     def get_by_email(self, email: str) -> User | None:
         wanted = email.casefold()
-        for user in self._s.users.values():
-            if user.email is not None and user.email.casefold() == wanted:
-                return user
-        return None
+        found = [
+            u
+            for u in self._s.users.values()
+            if u.email is not None and u.email.casefold() == wanted
+        ]
+        found.sort(key=lambda u: (u.state is not State.ACTIVE, u.created, u.id))
+        return found[0] if found else None
 
     def _claim(self, user: User, previous: User | None) -> None:
         owner = self._s.user_names.get(user.name)

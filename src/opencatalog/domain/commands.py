@@ -4,8 +4,9 @@ Services never mutate what a caller passes, and read only these classes: the HTT
 edges structure wire data into them. Sequences are stored as tuples.
 
 ``*Patch`` classes name only what changes: a field left at :data:`UNSET` keeps its value.
-On :class:`DatasetInput` used for a full update, ``resources=None`` and ``groups=None`` keep
-the dataset's resources and groups (every other omitted field is cleared, as in CKAN).
+On :class:`DatasetInput` used for a full update, ``resources=None``, ``groups=None`` and
+``owner_org=None`` keep the dataset's resources, groups and organization (``owner_org=""``
+removes it); every other omitted field is cleared, as in CKAN.
 """
 
 from __future__ import annotations

@@ -319,10 +319,13 @@ def _dataset_snapshot(ds: Dataset) -> dict[str, Any]:
 
 
 def snapshot(obj: Any) -> dict[str, Any]:
-    """A JSON-ready dict of an entity, for activity records. Secrets are left out."""
+    """A JSON-ready dict of an entity, for activity records. Secrets and users' emails are
+    left out."""
     if type(obj) is Dataset:
         return _dataset_snapshot(obj)
     data: dict[str, Any] = _plain(obj)
     data.pop("password_hash", None)
     data.pop("token_hash", None)
+    if type(obj) is User:
+        data.pop("email", None)  # private: activities are readable by anyone who may see them
     return data

@@ -249,7 +249,8 @@ class UserRepository(ABC):
 
     @abstractmethod
     def get_by_email(self, email: str) -> User | None:
-        """The user with this email, compared case-insensitively, in any state, or None."""
+        """The user with this email, compared case-insensitively, or None: the oldest active
+        account with it, else the oldest account in any state."""
 
     @abstractmethod
     def add(self, user: User) -> None:

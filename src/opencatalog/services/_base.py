@@ -144,6 +144,19 @@ class Call:
         self.committed = True
 
 
+def require_input(value: Any, cls: type, what: str) -> None:
+    """Services take their input classes only; anything else is a validation error."""
+    if not isinstance(value, cls):
+        raise ValidationFailed({"message": [f"Must be {what}"]})
+
+
+def require_ref(value: Any, field: str = "id") -> str:
+    """An id or name argument must be a non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise ValidationFailed({field: ["Missing value" if not value else "Must be a string"]})
+    return value
+
+
 def resolve_actor(uow: UnitOfWork, principal: Principal) -> Actor:
     """The actor for this call. A missing or deleted user acts as anonymous."""
     if principal.actor is not None:

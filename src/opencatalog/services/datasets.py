@@ -21,7 +21,7 @@ from opencatalog.domain.permissions import Action
 from opencatalog.errors import AlreadyExists, Conflict, NotFound, OpenCatalogError, ValidationFailed
 from opencatalog.ports.storage import DatasetFilter
 
-from ._base import Call, Service
+from ._base import Call, Service, require_input, require_ref
 from .validation import Errors, check_dataset, check_resource, given
 
 __all__ = ["BulkResult", "DatasetService", "Page", "ResourceService"]
@@ -200,7 +200,9 @@ class _DatasetWriter(Service):
         # references are resolved even when fields are bad, so every error is reported at
         # once; each is resolved only when its own field is well-formed
         owner_org = None
-        if "owner_org" not in errors.fields:
+        if current is not None and inp.owner_org is None:
+            owner_org = current.owner_org  # kept when left out, as in CKAN; "" removes it
+        elif "owner_org" not in errors.fields:
             owner_org = self._resolve_org(call, inp.owner_org, errors)
         groups: tuple[str, ...] = current.groups if current is not None else ()
         if inp.groups is not None and "groups" not in errors.fields:
@@ -370,6 +372,8 @@ def _apply_patch(current: DatasetInput, patch: DatasetPatch) -> DatasetInput:
         for f in attrs.fields(DatasetPatch)
         if given(getattr(patch, f.name))
     }
+    if "owner_org" in changes and changes["owner_org"] is None:
+        changes["owner_org"] = ""  # a patch that names no organization removes it
     return attrs.evolve(current, **changes)
 
 
@@ -511,6 +515,10 @@ class DatasetService(_DatasetWriter):
 
     def get_many(self, ids: Sequence[str]) -> list[Dataset]:
         """The datasets with these ids the actor may read, in the order given."""
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise ValidationFailed({"ids": ["Must be a list of ids"]})
+        for ref in ids:
+            require_ref(ref, "ids")
         with self._call() as call:
             return [
                 ds
@@ -540,6 +548,7 @@ class DatasetService(_DatasetWriter):
     ) -> Dataset:
         """Change only the given top-level fields (a given collection replaces the whole
         collection, as in CKAN package_patch)."""
+        require_input(changes, DatasetPatch, "a dataset patch")
         with self._call(write=True) as call:
             current = self._dataset(call, id_or_name, Action.DATASET_UPDATE, for_update=True)
             _check_revision(current, expected_revision)
@@ -608,6 +617,9 @@ class DatasetService(_DatasetWriter):
         ``include_*`` switches widen that to what the actor may see.
         """
         _page_args(offset, limit)
+        for name, value in (("organization", organization), ("group", group), ("tag", tag)):
+            if value is not None:
+                require_ref(value, name)
         if order not in ("name", "-metadata_modified"):
             raise ValidationFailed({"order": ["Must be name or -metadata_modified"]})
         with self._call() as call:
@@ -702,6 +714,7 @@ class ResourceService(_DatasetWriter):
 
     def patch(self, resource_id: str, changes: ResourcePatch) -> Resource:
         """Change only the given fields; given extras are merged into the existing ones."""
+        require_input(changes, ResourcePatch, "a resource patch")
         with self._call(write=True) as call:
             current = self._owner(call, resource_id, Action.DATASET_UPDATE)
             old = current.resource(resource_id)

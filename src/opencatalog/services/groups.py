@@ -16,7 +16,7 @@ from opencatalog.domain.permissions import Action
 from opencatalog.errors import Conflict, NotAuthorized, ValidationFailed
 from opencatalog.ports.storage import DatasetFilter
 
-from ._base import Call, Principal, Service, ServiceContext
+from ._base import Call, Principal, Service, ServiceContext, require_input, require_ref
 from .datasets import TOPIC, Page, _page_args
 from .validation import check_group, given
 
@@ -105,6 +105,7 @@ class GroupService(Service):
 
     def update(self, id_or_name: str, data: GroupInput) -> Group:
         """Replace the content of an organization or group (admins)."""
+        require_input(data, GroupInput, "a group")
         with self._call(write=True) as call:
             current = self._load(call, id_or_name, self._actions["update"])
             errors = check_group(attrs.evolve(data, id=None))
@@ -124,6 +125,7 @@ class GroupService(Service):
 
     def patch(self, id_or_name: str, changes: GroupPatch) -> Group:
         """Change only the given fields (admins)."""
+        require_input(changes, GroupPatch, "a group patch")
         with self._call(write=True) as call:
             current = self._load(call, id_or_name, self._actions["update"])
             values: dict[str, Any] = {
@@ -266,6 +268,7 @@ class GroupService(Service):
 
     def add_member(self, id_or_name: str, user: str, capacity: Capacity | str) -> Membership:
         """Add a user (id or name) or change their capacity (admins)."""
+        require_ref(user, "username")
         with self._call(write=True) as call:
             group = self._load(call, id_or_name, self._actions["members"])
             try:
@@ -289,6 +292,7 @@ class GroupService(Service):
 
     def remove_member(self, id_or_name: str, user: str) -> None:
         """Take a user out of the organization or group (admins)."""
+        require_ref(user, "username")
         with self._call(write=True) as call:
             group = self._load(call, id_or_name, self._actions["members"])
             target = call.uow.users.get(user) or call.uow.users.get_by_name(user)

@@ -100,7 +100,17 @@ class SearchService(Service):
         ``include_drafts``/``include_deleted``. Results are read from storage, so they are
         never staler than the database.
         """
-        query = parse_query(q, limits=self._limits) if q and q.strip() else None
+        if not isinstance(q, str):
+            raise SearchQueryError("Search Query is invalid: q must be a string")
+        if not isinstance(fq, str) and not (
+            isinstance(fq, Sequence) and all(isinstance(f, str) for f in fq)
+        ):
+            raise SearchQueryError("Search Query is invalid: fq must be a string or strings")
+        if sort is not None and not isinstance(sort, str):
+            raise SearchQueryError("Search Query is invalid: sort must be a string")
+        if isinstance(facets, str) or not all(isinstance(f, str) for f in facets):
+            raise SearchQueryError("Search Query is invalid: facets must be a list of fields")
+        query = parse_query(q, limits=self._limits) if q.strip() else None
         filters: list[Query] = []
         for text in [fq] if isinstance(fq, str) else list(fq):
             if text and text.strip():
@@ -179,7 +189,9 @@ class SearchService(Service):
 
     def suggest_datasets(self, prefix: str, *, limit: int = 10) -> list[Dataset]:
         """Datasets whose name or a title word starts with ``prefix`` (autocomplete)."""
-        prefix = (prefix or "").strip()
+        if not isinstance(prefix, str):
+            raise SearchQueryError("Search Query is invalid: the prefix must be a string")
+        prefix = prefix.strip()
         if len(prefix) < 2:
             return []
         query: Query = Or((Prefix("name", prefix), Prefix("title", prefix.lower())))
@@ -187,6 +199,8 @@ class SearchService(Service):
 
     def suggest_formats(self, text: str, *, limit: int = 10) -> list[str]:
         """Resource formats in use containing ``text`` (case-insensitive), most used first."""
+        if not isinstance(text, str):
+            raise SearchQueryError("Search Query is invalid: the text must be a string")
         return self._facet_values("res_format", text, limit)
 
     def formats(self) -> list[str]:

@@ -32,6 +32,14 @@ class TagService(Service):
         ``vocabulary`` (id or name) selects vocabulary tags instead of free tags; ``query``
         keeps tags containing it (case-insensitive).
         """
+        errors = Errors()
+        if query is not None and not isinstance(query, str):
+            errors.add("query", "Must be a string")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            errors.add("limit", "Must be a natural number")
+        errors.raise_if_any()
         with self._call() as call:
             vocab_id = self._vocabulary(call, vocabulary).id if vocabulary else None
             flt = DatasetFilter(visibility=call.actor.visibility())

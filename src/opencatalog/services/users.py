@@ -17,7 +17,7 @@ from opencatalog.domain.model import ApiToken, State, User
 from opencatalog.domain.permissions import Action, Actor
 from opencatalog.errors import NotAuthorized, NotFound, ValidationFailed
 
-from ._base import Call, Service, actor_for
+from ._base import Call, Service, actor_for, require_input
 from .datasets import Page, _page_args
 from .validation import Errors, email_field, given, name_field, text
 
@@ -101,6 +101,7 @@ class UserService(Service):
 
     def update(self, id_or_name: str, changes: UserPatch) -> User:
         """Change the given fields of an account (the user themselves, or sysadmins)."""
+        require_input(changes, UserPatch, "a user patch")
         with self._call(write=True) as call:
             current = self._user(call, id_or_name, Action.USER_UPDATE)
             errors = Errors()

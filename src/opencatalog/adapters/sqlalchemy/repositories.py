@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import attrs
 from sqlalchemy import (
+    case,
     ColumnElement,
     Delete,
     Executable,
@@ -264,7 +265,7 @@ class Statements:
         self.user_by_email = (
             select(*user_cols)
             .where(u.email_lower == bindparam("email"))
-            .order_by(u.created, u.id)
+            .order_by(case((u.state == "active", 0), else_=1), u.created, u.id)
             .limit(1)
         )
         self.insert_user = insert(usr_t)
@@ -865,7 +866,8 @@ class SqlUserRepository(UserRepository):
         return None if row is None else m.user_from_row(row)
 
     def get_by_email(self, email: str) -> User | None:
-        """The user with this email (case-insensitive); the oldest account if several."""
+        """The user with this email (case-insensitive): the oldest active account, else the
+        oldest account."""
         row = self._ctx.first(self._q.user_by_email, {"email": m.email_key(email)})
         return None if row is None else m.user_from_row(row)
 
