@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from opencatalog import registry
 from opencatalog.config import Settings, load_settings
 from opencatalog.domain.permissions import Policy
-from opencatalog.errors import ConfigurationError
+from opencatalog.errors import BackendError, ConfigurationError
 from opencatalog.ports.search import SearchIndex
 from opencatalog.ports.security import PasswordHasher
 from opencatalog.ports.storage import Storage
@@ -17,6 +18,8 @@ from opencatalog.services.catalog import Catalog
 from opencatalog.services.indexing import Indexer
 
 __all__ = ["CATALOG_DB", "CONFIG_FILE", "open_catalog"]
+
+log = logging.getLogger("opencatalog")
 
 #: File names inside a catalog folder.
 CATALOG_DB = "catalog.db"
@@ -113,8 +116,10 @@ def open_catalog(
         ctx.outbox_topics = frozenset({"dataset"})
         ctx.after_commit.append(indexer.notify)
         closers.append(indexer.close)  # runs before the index and storage close
-        if initialize:  # both need the current schema
+        try:
             indexer.drain()  # apply what a crash left pending
-            indexer.fill_if_empty()
+            indexer.fill_if_empty()  # an index deleted or kept in memory
+        except BackendError as exc:  # no schema yet (initialize=False on a new database)
+            log.warning("search index not brought up to date at open: %s", exc)
     info = {"settings": {"storage": settings.storage, "search": settings.search}}
     return Catalog(ctx, on_close=closers, info=info, indexer=indexer)

@@ -23,6 +23,7 @@ from .admin import info, init, upgrade
 from .bulk import dump, load
 from .datasets import dataset
 from .groups import group, org
+from .search import reindex, search
 
 __all__ = ["main"]
 
@@ -49,5 +50,18 @@ def main(ctx: click.Context, config: str | None, catalog: str | None) -> None:
     ctx.obj = CliState(location=catalog, config=config)
 
 
-for _command in (init, upgrade, info, user, token, org, group, dataset, load, dump):
+for _command in (
+    init,
+    upgrade,
+    info,
+    user,
+    token,
+    org,
+    group,
+    dataset,
+    load,
+    dump,
+    search,
+    reindex,
+):
     main.add_command(_command)
