@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import opencatalog as oc  # noqa: E402
-from benchmarks.generate import Generator  # noqa: E402
-from opencatalog.serialization import dataset_input_from_dict  # noqa: E402
+import opencatalog as oc
+from benchmarks.generate import Generator
+from opencatalog.serialization import dataset_input_from_dict
 
 FAST_HASH = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 
@@ -41,7 +41,7 @@ def _open(args: argparse.Namespace, folder: Path) -> oc.Catalog:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=10_000)
-    parser.add_argument("--storage", default=None, help="storage URL (default: SQLite in a temp dir)")
+    parser.add_argument("--storage", default=None, help="storage URL (default: SQLite, temp dir)")
     parser.add_argument("--search", default="none", choices=["none", "memory", "tantivy", "whoosh"])
     parser.add_argument("--creates", type=int, default=1000, help="single creates to time")
     parser.add_argument("--lookups", type=int, default=2000, help="get-by-name calls to time")
@@ -89,10 +89,12 @@ def main() -> None:
     lookups.sort()
 
     storage = cat.describe()["storage"]
-    print(f"\n| measure ({args.datasets:,} datasets, storage {storage.get('dialect', storage.get('backend'))}, search {args.search}) | value |")
+    kind = storage.get("dialect", storage.get("backend"))
+    print(f"\n| measure ({args.datasets:,} datasets, {kind}, search {args.search}) | value |")
     print("|---|---:|")
     print(f"| bulk load (create_many) | {len(bulk) / bulk_s:,.0f} datasets/s ({bulk_s:.1f} s) |")
-    print(f"| single create, sequential | {1 / create_median:,.0f}/s (median {create_median * 1e3:.2f} ms) |")
+    rate, ms = 1 / create_median, create_median * 1e3
+    print(f"| single create, sequential | {rate:,.0f}/s (median {ms:.2f} ms) |")
     print(f"| get by name, median | {statistics.median(lookups) * 1e6:,.0f} µs |")
     print(f"| get by name, p95 | {lookups[int(len(lookups) * 0.95)] * 1e6:,.0f} µs |")
     cat.close()

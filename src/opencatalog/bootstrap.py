@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +82,18 @@ def open_catalog(
             settings = load_settings(**{**overrides, "storage": str(location)})
         else:
             settings = _folder_settings(Path(location), overrides)
-    closers = []
-    if storage is None:
+    closers: list[Callable[[], None]] = []
+    store: Storage
+    if isinstance(storage, Storage):
+        store = storage
+    else:
         options: dict[str, Any] = {}
         if registry.scheme_of(settings.storage) == "sqlite":
             options["synchronous"] = settings.sqlite_synchronous
-        storage = registry.create("storage", settings.storage, **options)
-        closers.append(storage.close)
+        store = registry.create("storage", settings.storage, **options)
+        closers.append(store.close)
     if initialize:
-        storage.initialize()
+        store.initialize()
     search_index = None
     if search is not None:
         search_index = search
@@ -101,7 +105,7 @@ def open_catalog(
 
         password_hasher = Argon2PasswordHasher(**dict(settings.password_hash_params))
     ctx = ServiceContext(
-        storage=storage,
+        storage=store,
         policy=Policy(
             create_unowned_dataset=settings.create_unowned_dataset,
             user_create_organizations=settings.user_create_organizations,
@@ -112,7 +116,7 @@ def open_catalog(
     )
     indexer = None
     if search_index is not None:
-        indexer = Indexer(storage, search_index, delay=settings.index_delay)
+        indexer = Indexer(store, search_index, delay=settings.index_delay)
         ctx.outbox_topics = frozenset({"dataset"})
         ctx.after_commit.append(indexer.notify)
         closers.append(indexer.close)  # runs before the index and storage close

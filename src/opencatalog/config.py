@@ -42,8 +42,9 @@ class Settings:
     ``postgresql+psycopg://user@host/db``). ``search``: a search index URL (``memory://``,
     ``tantivy:///path``, ``whoosh:///path``; ``none`` for no search). ``index_delay``: seconds
     the background indexer waits to batch writes into one index commit (0: index before each
-    write returns; searches always see every committed write either way). ``password_hash_params``: Argon2 parameters
-    (``time_cost``, ``memory_cost``...) for the password hasher. The policy switches are those
+    write returns; searches always see every committed write either way).
+    ``password_hash_params``: Argon2 parameters (``time_cost``, ``memory_cost``...) for the
+    password hasher. The policy switches are those
     of :class:`opencatalog.domain.permissions.Policy`.
     """
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from opencatalog.domain.commands import DatasetInput, DatasetPatch, GroupInput, ResourceInput
 from opencatalog.domain.model import State, Tag
-from opencatalog.errors import BackendError, Conflict, NotAuthorized, NotFound, ValidationFailed
+from opencatalog.errors import Conflict, NotAuthorized, NotFound, ValidationFailed
 from opencatalog.testing.stateful import stored_contents
 
 CHARSET = "Must be purely lowercase alphanumeric (ascii) characters and these symbols: -_"

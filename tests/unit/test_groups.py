@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from opencatalog.domain.commands import DatasetPatch, GroupInput, GroupPatch
 from opencatalog.domain.model import Capacity, State
-from opencatalog.errors import BackendError, Conflict, NotAuthorized, NotFound, ValidationFailed
+from opencatalog.errors import Conflict, NotAuthorized, NotFound, ValidationFailed
 from opencatalog.testing.stateful import stored_contents
 
 

@@ -8,7 +8,6 @@ snapshot and never wait. Domain objects are frozen, so the copies are shallow.
 from __future__ import annotations
 
 import builtins
-
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime

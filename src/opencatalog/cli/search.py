@@ -114,7 +114,7 @@ def reindex(state: CliState) -> None:
     shown = [0]
 
     def progress(done: int, total: int) -> None:
-        if stderr_is_tty() and done - shown[0] >= 1000 or done == total:
+        if (stderr_is_tty() and done - shown[0] >= 1000) or done == total:
             shown[0] = done
             click.echo(f"\rindexed {done}/{total}", err=True, nl=done == total)
 

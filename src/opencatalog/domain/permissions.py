@@ -280,9 +280,9 @@ class Policy:
         if dataset.owner_org is not None:
             return self.role_in_group(actor, dataset.owner_org)
         base = self.base_role(actor)
-        if base is not Role.SYSADMIN and actor.user_id is not None:
-            if actor.user_id == dataset.creator_user_id:
-                return Role.EDITOR
+        creator = actor.user_id is not None and actor.user_id == dataset.creator_user_id
+        if base is not Role.SYSADMIN and creator:
+            return Role.EDITOR
         return base
 
     def role_for_user(self, actor: Actor, user_id: str) -> Role:

@@ -30,7 +30,6 @@ Contracts every backend keeps (the conformance kit in ``opencatalog.testing.stor
 from __future__ import annotations
 
 import builtins
-
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Sequence
 from typing import Any
 
@@ -178,8 +177,9 @@ class GroupService(Service):
         call.dataset_activity("updated", new)
 
     def delete(self, id_or_name: str) -> None:
-        """Soft-delete; memberships (and, for groups, dataset links) are removed. An organization that still owns datasets
-        that are not deleted cannot be deleted (Conflict)."""
+        """Soft-delete; memberships (and, for groups, dataset links) are removed. An
+        organization that still owns datasets that are not deleted cannot be deleted
+        (Conflict)."""
         with self._call(write=True) as call:
             current = self._load(call, id_or_name, self._actions["delete"])
             if current.state is State.DELETED:

@@ -202,11 +202,11 @@ def check_dataset(value: Any, *, errors: Errors | None = None) -> Errors:
         errors.add("state", "Must be one of: active, draft, deleted")
     tags_field(errors, value.tags)
     string_mapping(errors, "extras", value.extras, reserved=DATASET_CORE_FIELDS)
-    if value.groups is not None:
-        if not isinstance(value.groups, tuple) or not all(
-            isinstance(g, str) and g for g in value.groups
-        ):
-            errors.add("groups", "Must be a list of group ids or names")
+    groups_ok = isinstance(value.groups, tuple) and all(
+        isinstance(g, str) and g for g in value.groups
+    )
+    if value.groups is not None and not groups_ok:
+        errors.add("groups", "Must be a list of group ids or names")
     if value.resources is not None:
         if not isinstance(value.resources, tuple):
             errors.add("resources", "Must be a list of resources")

@@ -28,6 +28,7 @@ The helpers :class:`SteppingClock`, :class:`SequentialIds`, :func:`observe` and
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,6 +248,14 @@ def _resource_inputs(draw: st.DrawFn) -> ResourceInput:
     )
 
 
+def _create_user(cat: Any, *, user: UserInput) -> Any:
+    return cat.users.create(user)
+
+
+def _add_member(cat: Any, *, user: str, capacity: str) -> Any:
+    return cat.organizations.add_member("alpha", user, capacity)
+
+
 def make_service_machine(
     make_catalog: Callable[[], Catalog],
     *,
@@ -350,17 +359,12 @@ def make_service_machine(
         @initialize()
         def base_world(self) -> None:
             for name in ("ann", "ben", "cat"):
-                self.both(
-                    lambda cat, name=name: cat.users.create(
-                        UserInput(name=name, email=f"{name}@example.org", password="password1")
-                    )
-                )
+                user = UserInput(name=name, email=f"{name}@example.org", password="password1")
+                self.both(functools.partial(_create_user, user=user))
             self.both(lambda cat: cat.organizations.create(GroupInput(name="alpha")))
             self.both(lambda cat: cat.groups.create(GroupInput(name="gamma")))
             for name, capacity in (("ann", "admin"), ("ben", "editor"), ("cat", "member")):
-                self.both(
-                    lambda cat, n=name, c=capacity: cat.organizations.add_member("alpha", n, c)
-                )
+                self.both(functools.partial(_add_member, user=name, capacity=capacity))
             self.both(lambda cat: cat.groups.add_member("gamma", "cat", "member"))
             self.both(lambda cat: cat.tags.create_vocabulary(_VOCABULARY, _VOCAB_TAGS))
             resources = [

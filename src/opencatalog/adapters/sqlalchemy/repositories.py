@@ -25,7 +25,6 @@ from typing import Any, NoReturn
 
 import attrs
 from sqlalchemy import (
-    case,
     ColumnElement,
     Delete,
     Executable,
@@ -34,6 +33,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     false,
