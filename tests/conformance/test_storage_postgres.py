@@ -3,6 +3,8 @@ PostgreSQL specifics: URL normalisation, row locks and migrations."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import threading
 from collections.abc import Iterator
 
@@ -75,7 +77,17 @@ def test_initialize_is_idempotent_and_concurrent(postgres_url: str) -> None:
             storage.close()
 
 
+def _load_every_table_module() -> None:
+    """Import every module of the adapter, so that ``metadata`` holds every table."""
+    import opencatalog.adapters.sqlalchemy as package
+
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        if not info.name.endswith(".migrations"):
+            importlib.import_module(info.name)
+
+
 def test_migrated_schema_matches_the_tables_module(pg_storage: SqlAlchemyStorage) -> None:
+    _load_every_table_module()
     with pg_storage.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         diff = compare_metadata(context, metadata)

@@ -3,7 +3,9 @@ pragmas, options, migrations and error translation."""
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
+import pkgutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -204,7 +206,17 @@ def test_initialize_is_idempotent_and_describe_reports_the_revision(db_path: Pat
         storage.close()
 
 
+def _load_every_table_module() -> None:
+    """Import every module of the adapter, so that ``metadata`` holds every table."""
+    import opencatalog.adapters.sqlalchemy as package
+
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        if not info.name.endswith(".migrations"):
+            importlib.import_module(info.name)
+
+
 def test_migrated_schema_matches_the_tables_module(file_storage: SqlAlchemyStorage) -> None:
+    _load_every_table_module()
     with file_storage.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         diff = compare_metadata(context, metadata)
