@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 
 from opencatalog.adapters.sqlalchemy import SqlAlchemyStorage
 from opencatalog.adapters.sqlalchemy.tables import metadata
-from opencatalog.errors import AlreadyExists
+from opencatalog.errors import AlreadyExists, BackendError
 from opencatalog.ports.storage import DatasetFilter
 from opencatalog.testing.storage import StorageTests, bump, make_dataset, store
 
@@ -162,3 +162,20 @@ def test_bulk_copy_clashes_are_translated(pg_storage: SqlAlchemyStorage) -> None
             assert uow.datasets.count(DatasetFilter()) == 1
             uow.datasets.add_many(batch)
             assert uow.datasets.count(DatasetFilter()) == 41
+
+
+def test_a_lock_wait_ends_after_lock_timeout(postgres_url: str) -> None:
+    storage = SqlAlchemyStorage.from_url(postgres_url, lock_timeout=200)
+    try:
+        storage.initialize()
+        ds = make_dataset()
+        store(storage, ds)
+        with storage.unit_of_work(write=True) as holder:
+            assert holder.datasets.get(ds.id, for_update=True) is not None
+            with (
+                storage.unit_of_work(write=True) as waiter,
+                pytest.raises(BackendError, match="busy"),
+            ):
+                waiter.datasets.get(ds.id, for_update=True)
+    finally:
+        storage.close()

@@ -170,9 +170,9 @@ def translate_error(exc: BaseException, *, noun: str = "object") -> Exception:
         if field is not None:
             return AlreadyExists(f"That {noun} {field} is already in use", field=field)
         return BackendError(f"Integrity error in storage: {orig}")
-    if isinstance(exc, sa_exc.OperationalError):
+    if isinstance(exc, sa_exc.OperationalError) or sqlstate == "55P03":
         text = str(orig)
-        if "locked" in text or "busy" in text:
+        if "locked" in text or "busy" in text or sqlstate == "55P03":
             return BackendError(f"The database is busy, try again: {text}")
         return BackendError(f"Database error: {text}")
     if isinstance(exc, sa_exc.DBAPIError) or sqlstate is not None:

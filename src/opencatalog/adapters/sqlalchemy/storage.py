@@ -22,6 +22,9 @@ loss may lose the last transactions, never corrupt the database).
 ``cache_size_kib`` (SQLite): page cache per connection; default 65536 (64 MiB).
 ``pool_size``, ``max_overflow``, ``pool_timeout`` (seconds): the connection pool.
 ``connect_timeout`` (PostgreSQL, seconds): default 10.
+``lock_timeout`` (PostgreSQL, milliseconds): how long a statement waits for a row lock
+before failing with BackendError (the counterpart of SQLite's busy timeout; it also ends a
+thread waiting on a lock its own other unit of work holds); default 30000, 0 waits forever.
 ``echo``: log every statement (SQLAlchemy's ``echo``).
 """
 
@@ -77,7 +80,9 @@ _SQLITE_OPTIONS = frozenset(
         "echo",
     }
 )
-_PG_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "connect_timeout", "echo"})
+_PG_OPTIONS = frozenset(
+    {"pool_size", "max_overflow", "pool_timeout", "connect_timeout", "lock_timeout", "echo"}
+)
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
 
 
@@ -351,6 +356,7 @@ class SqlAlchemyStorage(Storage):
                 "PostgreSQL storage needs psycopg 3: pip install 'opencatalog[postgres]'"
             ) from exc
         connect_timeout = _int_option(options, "connect_timeout", 10)
+        lock_timeout = _int_option(options, "lock_timeout", 30000)
         engine = create_engine(
             url,
             echo=_bool_option(options, "echo"),
@@ -362,11 +368,15 @@ class SqlAlchemyStorage(Storage):
             connect_args={
                 "connect_timeout": connect_timeout,
                 "application_name": "opencatalog",
-                "options": "-c timezone=UTC",
+                "options": f"-c timezone=UTC -c lock_timeout={lock_timeout}",
             },
         )
         logger.debug("PostgreSQL storage at %s", url.render_as_string(hide_password=True))
-        return cls(engine, settings={"isolation_level": "READ COMMITTED"})
+        settings: dict[str, object] = {
+            "isolation_level": "READ COMMITTED",
+            "lock_timeout_ms": lock_timeout,
+        }
+        return cls(engine, settings=settings)
 
     # -- connections ---------------------------------------------------------------------------
 
