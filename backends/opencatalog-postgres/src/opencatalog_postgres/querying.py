@@ -1,0 +1,414 @@
+"""Translation of a ``SearchQuery`` into one SQL statement with bound parameters.
+
+User text only ever travels as parameters: keyword values as ``text``/``text[]``, LIKE patterns
+with ``%``/``_``/``\\`` escaped, and ``tsquery`` values written here from lexemes quoted by
+:func:`~opencatalog_postgres.documents.quote_lexeme` (``tsquery`` input syntax, never
+``to_tsquery`` parsing, so PostgreSQL neither splits nor normalises anything). SQL text is
+assembled from fixed fragments and column names from fixed tables only.
+
+Leaves (see :mod:`opencatalog.domain.search` for the rules):
+
+* keyword fields: ``col = $1`` / ``col @> ARRAY[$1]``; prefixes ``col LIKE '$1%'`` or ``EXISTS``
+  over ``unnest(col)``;
+* text fields: ``text_tsv @@ 'word'`` (or ``fields_tsv @@ 'title:word'``), phrases
+  ``'a' <-> 'b'`` guarded by the GIN-friendly ``'a' & 'b'``, prefixes ``'wat':*``; the fields a
+  document could not hold exactly are checked in its ``exact`` column (see ``documents``);
+  plain ``tsquery`` tests on the same column under one ``And``/``Or`` are merged into one.
+
+``Not(x)`` is ``(x) IS NOT TRUE`` (so absent values, NULL in SQL, behave as "no match"), or,
+when ``x`` tests a ``tsvector``, ``id NOT IN (SELECT id ... WHERE x)``: one index scan and a
+hash instead of reading every document's vector.
+
+The statement returns rows ``(kind, facet, value, n, score)``: kind 0 is a hit (``value`` the
+id, ``n`` its rank on the page), kind 1 the total (``n``), kind 2 a facet count. When the query
+tests a ``tsvector``, ranks, or asks for facets, the matching rows are computed once in a
+``MATERIALIZED`` CTE (this also keeps the planner from walking the ``name`` index and testing
+each row's vector for ``ORDER BY name LIMIT n``); otherwise the page and the count read the
+table directly, so a sorted match-all page walks a B-tree index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from attrs import frozen
+
+from opencatalog.domain.search import (
+    DEFAULT_FIELD,
+    And,
+    FacetRequest,
+    MatchAll,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Query,
+    SearchQuery,
+    Term,
+    is_text_field,
+    tokenize,
+)
+from opencatalog.errors import SearchQueryError
+
+from opencatalog_postgres.documents import (
+    CUT_MARK,
+    MAX_TOKEN_CHARS,
+    clean,
+    field_tag,
+    lexeme,
+    quote_lexeme,
+)
+
+__all__ = ["KIND_FACET", "KIND_HIT", "KIND_TOTAL", "Statement", "compile_search"]
+
+KIND_HIT = 0
+KIND_TOTAL = 1
+KIND_FACET = 2
+
+MAX_NESTING = 200
+"""Deeper query trees are refused (the parser already stops at ``QueryLimits.max_depth``)."""
+
+# keyword field -> (column, is an array column, empty values are absent)
+_KEYWORDS: dict[str, tuple[str, bool, bool]] = {
+    "id": ("id", False, True),
+    "name": ("name", False, True),
+    "organization": ("organization", False, True),
+    "owner_org": ("owner_org", False, True),
+    "license_id": ("license_id", False, True),
+    "state": ("state", False, True),
+    "dataset_type": ("dataset_type", False, False),
+    "capacity": ("capacity", False, False),
+    "tags": ("tags", True, True),
+    "groups": ("groups", True, True),
+    "res_format": ("res_format", True, True),
+    "res_url": ("res_url", True, True),
+}
+_SORT_COLUMNS = {
+    "name": "name",
+    "title": "title_sort",
+    "metadata_modified": "metadata_modified",
+    "metadata_created": "metadata_created",
+}
+
+
+@frozen
+class _Const:
+    value: bool
+
+
+@frozen
+class _Ts:
+    """``column @@ query``: mergeable with other tests of the same column."""
+
+    column: str
+    query: str
+
+
+@frozen
+class _Sql:
+    text: str
+    params: tuple[Any, ...]
+    heavy: bool
+    """True when evaluating it reads ``tsvector`` values (a full-text test)."""
+
+
+_Part = _Const | _Ts | _Sql
+
+
+def _render(part: _Ts | _Sql) -> _Sql:
+    if isinstance(part, _Ts):
+        return _Sql(f"{part.column} @@ %s::tsquery", (part.query,), True)
+    return part
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+class _Compiler:
+    """Compiles query trees against one table; aliases subqueries ``n1``, ``n2``, ..."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self._aliases = 0
+
+    # -- leaves --------------------------------------------------------------------------
+
+    def keyword(self, node: Term | Phrase | Prefix, name: str, alias: str) -> _Part:
+        column, is_array, skip_empty = _KEYWORDS[name]
+        ref = f"{alias}.{column}"
+        if isinstance(node, Prefix):
+            prefix = clean(node.prefix)
+            if not prefix:
+                if is_array:
+                    return _Sql(f"cardinality({ref}) > 0", (), False)
+                return _Sql(f"{ref} <> ''", (), False) if skip_empty else _Const(True)
+            if is_array:
+                return _Sql(
+                    f"EXISTS (SELECT FROM unnest({ref}) AS kw(v) WHERE kw.v LIKE %s)",
+                    (_like_prefix(prefix),),
+                    False,
+                )
+            return _Sql(f"{ref} LIKE %s", (_like_prefix(prefix),), False)
+        value = clean(node.text)
+        if not value and skip_empty:
+            return _Const(False)
+        if is_array:
+            return _Sql(f"{ref} @> %s::text[]", ([value],), False)
+        return _Sql(f"{ref} = %s", (value,), False)
+
+    def text(self, node: Term | Phrase | Prefix, name: str, alias: str) -> _Part:
+        if name == DEFAULT_FIELD:
+            column, head, tag = f"{alias}.text_tsv", "", DEFAULT_FIELD
+        else:
+            tag = field_tag(name)
+            column, head = f"{alias}.fields_tsv", tag + ":"
+        exact = f"coalesce(strpos({alias}.exact ->> %s, %s), 0) > 0"
+        if isinstance(node, Prefix):
+            prefix = node.prefix.lower()
+            if tokenize(node.prefix) != [prefix]:
+                return _Const(False)
+            if len(prefix) <= MAX_TOKEN_CHARS:
+                return _Ts(column, quote_lexeme(head + prefix) + ":*")
+            cut = quote_lexeme(head + prefix[:MAX_TOKEN_CHARS] + CUT_MARK)
+            return _Sql(f"({column} @@ %s::tsquery AND {exact})", (cut, tag, " " + prefix), True)
+        words = tokenize(node.text)
+        if not words:
+            return _Const(False)
+        quoted = [quote_lexeme(head + lexeme(w)) for w in words]
+        if len(words) == 1:
+            if len(words[0]) <= MAX_TOKEN_CHARS:
+                return _Ts(column, quoted[0])
+            return _Sql(
+                f"({column} @@ %s::tsquery AND {exact})", (quoted[0], tag, f" {words[0]} "), True
+            )
+        every = " & ".join(quoted)
+        phrase = " <-> ".join(quoted)
+        return _Sql(
+            f"({column} @@ %s::tsquery AND ({column} @@ %s::tsquery OR {exact}))",
+            (every, phrase, tag, " " + " ".join(words) + " "),
+            True,
+        )
+
+    # -- tree ----------------------------------------------------------------------------
+
+    def compile(self, node: Query, alias: str, depth: int = 0) -> _Part:
+        """The condition ``node`` puts on the row ``alias``."""
+        if depth > MAX_NESTING:
+            raise SearchQueryError(f"Search Query is invalid: nested deeper than {MAX_NESTING}")
+        if isinstance(node, MatchAll):
+            return _Const(True)
+        if isinstance(node, Term | Phrase | Prefix):
+            name = DEFAULT_FIELD if node.field is None else node.field
+            if is_text_field(name):
+                return self.text(node, name, alias)
+            if name not in _KEYWORDS:
+                raise SearchQueryError(f'Search Query is invalid: unknown field "{name[:60]}"')
+            return self.keyword(node, name, alias)
+        if isinstance(node, Not):
+            if _heavy(node.child):
+                self._aliases += 1
+                inner = f"n{self._aliases}"
+                child = self.compile(node.child, inner, depth + 1)
+                if isinstance(child, _Const):
+                    return _Const(not child.value)
+                sql = _render(child)
+                return _Sql(
+                    f"{alias}.id NOT IN (SELECT {inner}.id FROM {self.table} AS {inner} "
+                    f"WHERE {sql.text})",
+                    sql.params,
+                    False,
+                )
+            child = self.compile(node.child, alias, depth + 1)
+            if isinstance(child, _Const):
+                return _Const(not child.value)
+            sql = _render(child)
+            return _Sql(f"({sql.text}) IS NOT TRUE", sql.params, sql.heavy)
+        if isinstance(node, And | Or):
+            parts = [self.compile(child, alias, depth + 1) for child in node.children]
+            return _combine(parts, conjunction=isinstance(node, And))
+        raise SearchQueryError(f"Search Query is invalid: not a query node: {node!r}")
+
+
+def _heavy(node: Query) -> bool:
+    """Whether the condition of ``node`` (outside nested ``Not``s) tests a ``tsvector``."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Term | Phrase | Prefix):
+            if is_text_field(item.field):
+                return True
+        elif isinstance(item, And | Or):
+            stack.extend(item.children)
+    return False
+
+
+def _combine(parts: Sequence[_Part], *, conjunction: bool) -> _Part:
+    """AND (``conjunction``) or OR the parts, folding constants and merging ``tsquery`` tests
+    of the same column."""
+    absorbing = not conjunction  # FALSE absorbs an AND, TRUE an OR
+    merged: dict[str, list[str]] = {}
+    others: list[_Sql] = []
+    for part in parts:
+        if isinstance(part, _Const):
+            if part.value is absorbing:
+                return part
+            continue
+        if isinstance(part, _Ts):
+            merged.setdefault(part.column, []).append(part.query)
+        else:
+            others.append(part)
+    operator = " & " if conjunction else " | "
+    combined: list[_Ts | _Sql] = [
+        _Ts(column, queries[0] if len(queries) == 1 else operator.join(f"({q})" for q in queries))
+        for column, queries in merged.items()
+    ]
+    combined.extend(others)
+    if not combined:
+        return _Const(not absorbing)
+    if len(combined) == 1:
+        return combined[0]
+    rendered = [_render(p) for p in combined]
+    joiner = " AND " if conjunction else " OR "
+    return _Sql(
+        "(" + joiner.join(f"({p.text})" for p in rendered) + ")",
+        tuple(param for p in rendered for param in p.params),
+        any(p.heavy for p in rendered),
+    )
+
+
+def _rank_query(query: Query) -> str | None:
+    """A ``tsquery`` over ``text_tsv`` ORing the words and prefixes of the query's positive
+    text leaves (those under an even number of ``Not``), or None when there are none."""
+    terms: dict[str, None] = {}
+    stack: list[tuple[Query, bool]] = [(query, False)]
+    while stack:
+        node, negated = stack.pop()
+        if isinstance(node, Not):
+            stack.append((node.child, not negated))
+        elif isinstance(node, And | Or):
+            stack.extend((child, negated) for child in node.children)
+        elif isinstance(node, Term | Phrase | Prefix) and not negated:
+            if not is_text_field(node.field):
+                continue
+            if isinstance(node, Prefix):
+                prefix = node.prefix.lower()
+                if tokenize(node.prefix) == [prefix]:
+                    if len(prefix) <= MAX_TOKEN_CHARS:
+                        terms[quote_lexeme(prefix) + ":*"] = None
+                    else:
+                        terms[quote_lexeme(lexeme(prefix))] = None
+            else:
+                for word in tokenize(node.text):
+                    terms[quote_lexeme(lexeme(word))] = None
+    return " | ".join(terms) if terms else None
+
+
+@frozen
+class Statement:
+    """A compiled search: ``sql`` with ``params``; ``empty`` when nothing can match (no
+    statement needs to run)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    empty: bool = False
+    ranked: bool = False
+
+
+_EMPTY = Statement("", (), empty=True)
+
+
+def _facet_branch(request: FacetRequest, source: str) -> tuple[str, tuple[Any, ...]] | None:
+    if request.limit == 0:
+        return None
+    limit = None if request.limit < 0 else request.limit
+    mincount = max(request.mincount, 1)
+    column, is_array, _ = _KEYWORDS[request.field]
+    if is_array:
+        sql = (
+            f"(SELECT {KIND_FACET}, %s::text, f.v, count(*), NULL::real "
+            f"FROM {source} CROSS JOIN LATERAL unnest({source}.{column}) AS f(v) "
+            f'GROUP BY f.v HAVING count(*) >= %s ORDER BY count(*) DESC, f.v COLLATE "C" '
+            "LIMIT %s)"
+        )
+    else:
+        sql = (
+            f"(SELECT {KIND_FACET}, %s::text, {column}, count(*), NULL::real "
+            f"FROM {source} WHERE {column} IS NOT NULL "
+            f'GROUP BY {column} HAVING count(*) >= %s ORDER BY count(*) DESC, {column} COLLATE "C" '
+            "LIMIT %s)"
+        )
+    return sql, (request.field, mincount, limit)
+
+
+def compile_search(q: SearchQuery, *, table: str) -> Statement:
+    """The statement answering ``q`` against ``table`` (a quoted identifier)."""
+    if not q.states or (q.labels is not None and not q.labels):
+        return _EMPTY
+    compiler = _Compiler(table)
+    conditions: list[_Part] = [
+        _Sql("d.state = ANY(%s::text[])", (sorted(clean(s) for s in q.states),), False)
+    ]
+    if q.labels is not None:
+        conditions.append(
+            _Sql("d.labels && %s::text[]", (sorted(clean(label) for label in q.labels),), False)
+        )
+    conditions.append(compiler.compile(q.query, "d"))
+    conditions.extend(compiler.compile(f, "d") for f in q.filters)
+    where = _combine(conditions, conjunction=True)
+    if isinstance(where, _Const):
+        if not where.value:
+            return _EMPTY
+        where = _Sql("TRUE", (), False)
+    condition = _render(where)
+
+    rank = None if isinstance(q.query, MatchAll) else _rank_query(q.query)
+    keys = [k for k in q.effective_sort if k.field != "score" or rank is not None]
+    sort_columns = [_SORT_COLUMNS[k.field] for k in keys if k.field != "score"]
+
+    def order(prefix: str) -> str:
+        terms = [
+            ("score" if k.field == "score" else prefix + _SORT_COLUMNS[k.field])
+            + (" DESC" if k.descending else "")
+            for k in keys
+        ]
+        return ", ".join([*terms, prefix + "id"])
+
+    score = "ts_rank(d.text_tsv, %s::tsquery, 1)" if rank is not None else "1.0::real"
+    score_params: tuple[Any, ...] = (rank,) if rank is not None else ()
+    page_columns = "".join(f", {c}" for c in dict.fromkeys(sort_columns))
+    paging = (q.limit, q.offset)
+
+    materialize = bool(q.facets) or condition.heavy or rank is not None
+    if materialize:
+        facet_columns = {_KEYWORDS[f.field][0] for f in q.facets}
+        found_columns = "".join(
+            f", d.{c}" for c in sorted({*sort_columns, *facet_columns} - {"id"})
+        )
+        sql = [
+            f"WITH found AS MATERIALIZED (SELECT d.id, {score} AS score{found_columns} "
+            f"FROM {table} AS d WHERE {condition.text}) "
+            f"SELECT {KIND_HIT}, NULL::text, page.id, row_number() OVER (ORDER BY "
+            f"{order('page.')}), page.score FROM (SELECT id, score{page_columns} FROM found "
+            f"ORDER BY {order('')} LIMIT %s OFFSET %s) AS page "
+            f"UNION ALL SELECT {KIND_TOTAL}, NULL, NULL, count(*), NULL FROM found"
+        ]
+        params: list[Any] = [*score_params, *condition.params, *paging]
+        for request in {f.field: f for f in q.facets}.values():  # the last of a field wins
+            branch = _facet_branch(request, "found")
+            if branch is not None:
+                sql.append(" UNION ALL " + branch[0])
+                params.extend(branch[1])
+        return Statement("".join(sql), tuple(params), ranked=rank is not None)
+    page_select = "".join(f", d.{c}" for c in dict.fromkeys(sort_columns))
+    sql_text = (
+        f"SELECT {KIND_HIT}, NULL::text, page.id, row_number() OVER (ORDER BY "
+        f"{order('page.')}), page.score FROM (SELECT d.id, {score} AS score{page_select} "
+        f"FROM {table} AS d WHERE {condition.text} ORDER BY {order('d.')} LIMIT %s OFFSET %s) "
+        f"AS page UNION ALL SELECT {KIND_TOTAL}, NULL, NULL, count(*), NULL "
+        f"FROM {table} AS d WHERE {condition.text}"
+    )
+    params = [*score_params, *condition.params, *paging, *condition.params]
+    return Statement(sql_text, tuple(params))
