@@ -34,22 +34,30 @@ def _system_clock() -> datetime:
 
 class MemoryTaskQueue(TaskQueue):
     """Jobs in a dict. ``clock`` (default: the system clock, UTC) is the queue's notion of
-    now, for leases, backoff and timestamps; tests pass a manual clock to move time."""
+    now, for leases, backoff and timestamps; tests pass a manual clock to move time.
+    ``backoff`` maps the number of failed attempts to the wait before the next one (default
+    :func:`~opencatalog.domain.jobs.next_backoff`)."""
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        backoff: Callable[[int], timedelta] = next_backoff,
+    ) -> None:
         self._clock = clock or _system_clock
+        self._backoff = backoff
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}  # insertion order is enqueue order
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MemoryTaskQueue:
-        """A new, empty queue for ``memory://``. Options: ``clock``."""
+        """A new, empty queue for ``memory://``. Options: ``clock``, ``backoff``."""
         if url.split("?", 1)[0].rstrip("/") != "memory:":
             raise ConfigurationError(f"The memory queue takes the URL memory://, not {url!r}")
-        unknown = set(options) - {"clock"}
+        unknown = set(options) - {"clock", "backoff"}
         if unknown:
             raise ConfigurationError(f"Unknown memory queue options: {', '.join(sorted(unknown))}")
-        return cls(clock=options.get("clock"))
+        return cls(clock=options.get("clock"), backoff=options.get("backoff", next_backoff))
 
     def _now(self) -> datetime:
         return self._clock()
@@ -171,7 +179,7 @@ class MemoryTaskQueue(TaskQueue):
             self._jobs[job_id] = attrs.evolve(
                 job,
                 status=JobStatus.PENDING if again else JobStatus.ERROR,
-                run_after=now + next_backoff(job.attempts) if again else job.run_after,
+                run_after=now + self._backoff(job.attempts) if again else job.run_after,
                 lease_owner=None,
                 lease_until=None,
                 error=error,

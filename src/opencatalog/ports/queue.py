@@ -14,13 +14,15 @@ The rules every implementation follows (the kit :mod:`opencatalog.testing.queue`
   as nobody has claimed it since; once another worker has, the first one's ``complete`` is
   refused, so no job is ever completed twice. Worker ids must be unique per claiming thread.
 * **Retries with backoff, then a dead letter.** ``fail`` puts the job back to ``pending``
-  with ``run_after = now + next_backoff(attempts)`` while ``attempts < max_attempts``, else
+  with ``run_after = now + backoff(attempts)`` while ``attempts < max_attempts``, else
   marks it ``error``. A lease that expires on the last attempt also ends the job in
   ``error`` (a job that kills its worker every time is not retried for ever). ``retry``
   brings an ``error`` job back with its attempts reset.
 * **Deduplication of pending work.** ``enqueue`` with a ``dedupe_key`` returns the pending
   job that already has that key instead of adding another (jobs already ``processing`` do not
   count: the change that asks for new work may come after they read their input).
+* **Backoff** is the queue's policy: :func:`~opencatalog.domain.jobs.next_backoff` unless the
+  implementation was given another (``backoff=`` option of the built-in queues).
 * **Time** comes from the queue's clock (an injectable ``clock`` returning aware UTC
   datetimes), so tests can move it; all adapters compare leases and ``run_after`` with it.
 
@@ -132,7 +134,7 @@ class TaskQueue(abc.ABC):
     def fail(self, job_id: str, worker_id: str, error: str, steps: Sequence[StepLog] = ()) -> bool:
         """Record a failed attempt of a job ``worker_id`` holds.
 
-        The job goes back to ``pending`` with ``run_after = now + next_backoff(attempts)``
+        The job goes back to ``pending`` with ``run_after = now + backoff(attempts)``
         while ``attempts < max_attempts``, else to ``error``. ``error`` and ``steps`` are kept
         either way and the lease is released. Returns False (and changes nothing) when the
         worker does not hold the job.

@@ -148,11 +148,16 @@ class SqlJobQueue(TaskQueue):
 
     The storage must be initialised (schema at revision ``0002`` or later). ``clock`` (default:
     the system clock, UTC) is the queue's notion of now. The queue does not own the storage:
-    :meth:`close` leaves it open.
+    :meth:`close` leaves it open. ``backoff`` maps the number of failed attempts to the wait
+    before the next one (default :func:`~opencatalog.domain.jobs.next_backoff`).
     """
 
     def __init__(
-        self, storage: SqlAlchemyStorage, *, clock: Callable[[], datetime] | None = None
+        self,
+        storage: SqlAlchemyStorage,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        backoff: Callable[[int], timedelta] = next_backoff,
     ) -> None:
         if not isinstance(storage, SqlAlchemyStorage):
             raise ConfigurationError(
@@ -160,15 +165,16 @@ class SqlJobQueue(TaskQueue):
             )
         self._storage = storage
         self._clock = clock or _system_clock
+        self._backoff = backoff
         self._postgres = storage.dialect_name == "postgresql"
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SqlJobQueue:
         """The queue for ``sql://``. Options: ``storage`` (required: the catalog's
-        ``SqlAlchemyStorage``) and ``clock``."""
+        ``SqlAlchemyStorage``), ``clock`` and ``backoff``."""
         if url.split("?", 1)[0].rstrip("/") != "sql:":
             raise ConfigurationError(f"The SQL job queue takes the URL sql://, not {url!r}")
-        unknown = set(options) - {"storage", "clock"}
+        unknown = set(options) - {"storage", "clock", "backoff"}
         if unknown:
             raise ConfigurationError(f"Unknown SQL queue options: {', '.join(sorted(unknown))}")
         storage = options.get("storage")
@@ -177,7 +183,9 @@ class SqlJobQueue(TaskQueue):
                 "The sql:// job queue keeps jobs in the catalog's SQL storage: "
                 "pass storage=<SqlAlchemyStorage>"
             )
-        return cls(storage, clock=options.get("clock"))
+        return cls(
+            storage, clock=options.get("clock"), backoff=options.get("backoff", next_backoff)
+        )
 
     @property
     def storage(self) -> SqlAlchemyStorage:
@@ -425,7 +433,7 @@ class SqlJobQueue(TaskQueue):
             }
             if attempts < max_attempts:
                 values["status"] = _PENDING
-                values["run_after"] = now + next_backoff(attempts)
+                values["run_after"] = now + self._backoff(attempts)
             else:
                 values["status"] = _ERROR
             result = connection.execute(
