@@ -154,5 +154,6 @@ def test_killed_workers_lose_no_job_and_complete_none_twice(tmp_path: Path) -> N
     assert len(retried) <= THREADS
     print(
         f"\n{JOBS} jobs, {PROCESSES} processes x {THREADS} threads, 1 SIGKILL: "
-        f"{elapsed:.1f}s, {len(held)} job(s) held at the kill, {len(repeated)} repeated side effect(s), {len(retried)} retried job(s)"
+        f"{elapsed:.1f}s, {len(held)} job(s) held at the kill, "
+        f"{len(repeated)} repeated side effect(s), {len(retried)} retried job(s)"
     )
