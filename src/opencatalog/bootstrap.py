@@ -11,6 +11,7 @@ from opencatalog import registry
 from opencatalog.config import Settings, load_settings
 from opencatalog.domain.permissions import Policy
 from opencatalog.errors import BackendError, ConfigurationError
+from opencatalog.ports.queue import TaskQueue
 from opencatalog.ports.search import SearchIndex
 from opencatalog.ports.security import PasswordHasher
 from opencatalog.ports.storage import Storage
@@ -94,6 +95,15 @@ def open_catalog(
         closers.append(store.close)
     if initialize:
         store.initialize()
+    queue_url = settings.queue
+    if registry.scheme_of(queue_url) == "sql" and registry.scheme_of(settings.storage) not in (
+        "sqlite",
+        "postgresql",
+    ):
+        queue_url = "memory://"  # jobs live with the storage; in-memory storage, in-memory jobs
+    queue_options: dict[str, Any] = {"storage": store} if queue_url.startswith("sql:") else {}
+    task_queue: TaskQueue = registry.create("queue", queue_url, **queue_options)
+    closers.append(task_queue.close)  # closed before the storage (closers run last first)
     search_index = None
     if search is not None:
         search_index = search
@@ -113,6 +123,7 @@ def open_catalog(
         ),
         hasher=password_hasher,
         search_index=search_index,
+        task_queue=task_queue,
     )
     indexer = None
     if search_index is not None:
@@ -125,5 +136,7 @@ def open_catalog(
             indexer.fill_if_empty()  # an index deleted or kept in memory
         except BackendError as exc:  # no schema yet (initialize=False on a new database)
             log.warning("search index not brought up to date at open: %s", exc)
-    info = {"settings": {"storage": settings.storage, "search": settings.search}}
+    info = {
+        "settings": {"storage": settings.storage, "search": settings.search, "queue": queue_url}
+    }
     return Catalog(ctx, on_close=closers, info=info, indexer=indexer)

@@ -43,6 +43,8 @@ class Settings:
     ``tantivy:///path``, ``whoosh:///path``; ``none`` for no search). ``index_delay``: seconds
     the background indexer waits to batch writes into one index commit (0: index before each
     write returns; searches always see every committed write either way).
+    ``queue``: the job queue URL (``sql://``: a job table in the catalog's SQL storage, the
+    default, taken as ``memory://`` when the storage is not SQL; ``memory://``).
     ``password_hash_params``: Argon2 parameters (``time_cost``, ``memory_cost``...) for the
     password hasher. The policy switches are those
     of :class:`opencatalog.domain.permissions.Policy`.
@@ -51,6 +53,7 @@ class Settings:
     storage: str = "memory://"
     search: str = "memory://"
     index_delay: float = attrs.field(default=0.5, converter=float)
+    queue: str = "sql://"
     sqlite_synchronous: str = "full"
     create_unowned_dataset: bool = attrs.field(default=False, converter=_bool)
     user_create_organizations: bool = attrs.field(default=False, converter=_bool)

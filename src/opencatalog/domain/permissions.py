@@ -97,6 +97,7 @@ class Action(enum.StrEnum):
     VOCABULARY_MANAGE = "vocabulary.manage"
     ACTIVITY_READ_ALL = "activity.read_all"  # the site-wide stream
     SEARCH_ADMIN = "search.admin"  # index checks, repairs, rebuilds, stats
+    JOBS_ADMIN = "jobs.admin"  # job statistics, listings, retries
 
 
 #: The minimum role for each action. The one table the services and the tests read.
@@ -135,6 +136,7 @@ POLICY: Mapping[Action, Role] = {
     Action.VOCABULARY_MANAGE: Role.SYSADMIN,
     Action.ACTIVITY_READ_ALL: Role.SYSADMIN,
     Action.SEARCH_ADMIN: Role.SYSADMIN,
+    Action.JOBS_ADMIN: Role.SYSADMIN,
 }
 
 

@@ -26,6 +26,7 @@ from attrs import define, field, frozen
 from opencatalog.domain.model import Activity, Dataset, Group, State, User, snapshot, utcnow
 from opencatalog.domain.permissions import Action, Actor, Policy, Role, dataset_labels
 from opencatalog.errors import NotAuthorized, NotFound, ValidationFailed
+from opencatalog.ports.queue import TaskQueue
 from opencatalog.ports.search import SearchIndex
 from opencatalog.ports.security import PasswordHasher
 from opencatalog.ports.storage import Storage, UnitOfWork
@@ -56,6 +57,7 @@ class ServiceContext:
     after_commit: list[Callable[[], None]] = field(factory=list)
     outbox_topics: frozenset[str] = frozenset()
     search_index: SearchIndex | None = None
+    task_queue: TaskQueue | None = None
 
 
 @frozen

@@ -14,6 +14,7 @@ from ._base import Principal, ServiceContext
 from .datasets import DatasetService, ResourceService
 from .groups import GroupService
 from .indexing import Indexer
+from .jobs import JobService
 from .search import SearchService
 from .tags import ActivityService, LicenseService, TagService
 from .users import TokenService, UserService
@@ -53,6 +54,7 @@ class Catalog:
         self.tags = TagService(ctx, p)
         self.licenses = LicenseService(ctx, p)
         self.activities = ActivityService(ctx, p)
+        self.jobs = JobService(ctx, p)
         self._search: SearchService | None = None
         if ctx.search_index is not None and indexer is not None:
             self._search = SearchService(ctx, p, index=ctx.search_index, indexer=indexer)

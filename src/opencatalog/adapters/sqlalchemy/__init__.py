@@ -6,6 +6,7 @@ Registered in the ``opencatalog.storage`` entry-point group as ``sqlite`` and ``
 
 from __future__ import annotations
 
+from .jobs import SqlJobQueue
 from .storage import SqlAlchemyStorage, SqlAlchemyUnitOfWork
 
-__all__ = ["SqlAlchemyStorage", "SqlAlchemyUnitOfWork"]
+__all__ = ["SqlAlchemyStorage", "SqlAlchemyUnitOfWork", "SqlJobQueue"]
