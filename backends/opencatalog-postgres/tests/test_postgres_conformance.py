@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from opencatalog.ports.search import SearchIndex
 from opencatalog.testing.search import SearchIndexTests
+
 from opencatalog_postgres import PostgresSearchIndex
 
 pytestmark = pytest.mark.postgres

@@ -2,30 +2,29 @@
 
 Tokenisation never happens in PostgreSQL. Every text value is split here with
 :func:`opencatalog.domain.search.tokenize` (the domain's rule: maximal runs of Unicode letters and
-digits, lowercased), and the ``tsvector`` values are written as literals with explicit lexemes
-and positions, so the ``simple`` parser's own idea of a word (hyphens, e-mails, URLs, ...) never
-applies and matching is exactly the domain's.
+digits, lowercased); PostgreSQL receives the tokens, so the ``simple`` parser's own idea of a
+word (hyphens, e-mails, URLs, ...) never applies and matching is exactly the domain's.
 
-Two ``tsvector`` columns:
+The default field ``text`` is the ``tsvector`` column ``text_tsv`` (GIN-indexed), written as a
+literal with explicit lexemes, positions and ranking weights (A: name and title, B: tags,
+groups and organization, C: notes, D: the rest). Positions leave a gap of one between two values
+of the field, so ``<->`` (phrase) never joins the end of one value to the start of the next.
 
-``text_tsv``
-    the default field ``text``: bare lexemes, weighted for ranking (A: name and title, B: tags,
-    groups and organization, C: notes, D: everything else).
-``fields_tsv``
-    every other text field, each lexeme qualified by its field tag: ``title:water``,
-    ``notes:river``, ``x.spatial:north`` (the extra ``spatial``); see :func:`field_tag`.
-
-Positions restart at 1 for every field and leave a gap of one position between two values of
-the field, so ``<->`` (phrase) never joins the end of one value to the start of the next.
+Every other text field (``title``, ``notes``, ``res_name``, ``res_description``, ``author``,
+``maintainer``, ``extras_<key>``) is stored as its *token string*: the tokens separated by
+spaces, the values by ``" | "``, with a space at both ends (:func:`token_string`). In a token
+string, ``" w "`` finds the token ``w``, ``" w1 w2 "`` a phrase within one value and ``" w"`` a
+token starting with ``w``, exactly, with ``strpos``. Those fields need no index of their own:
+each of their tokens is also in ``text``, whose GIN index selects the candidate rows first.
 
 PostgreSQL bounds what a ``tsvector`` holds: positions stop at 16,383, a lexeme keeps at most 256
-positions and 2,046 bytes, and all lexemes together must stay under 1 MB. A field that does not
-fit (a very long field, a word repeated more than 256 times, a token longer than
-``MAX_TOKEN_CHARS`` characters) is *exact-checked*: its lexemes are stored without positions
-(long tokens cut to ``MAX_TOKEN_CHARS`` characters followed by ``CUT_MARK``), and its tokens are
-kept in the ``exact`` JSON column as ``" tok tok | tok tok "`` (values separated by ``|``), where
-phrases, long words and long prefixes are checked exactly (see ``querying``). Distinct lexemes
-beyond ``MAX_LEXEME_BYTES`` in one document are not indexed (logged as a warning).
+positions and 2,046 bytes, and all lexemes together must stay under 1 MB. When ``text`` does not
+fit (a very long document, a word repeated more than 256 times, a token longer than
+``MAX_TOKEN_CHARS`` characters), its lexemes are stored without positions (long tokens cut to
+``MAX_TOKEN_CHARS`` characters followed by ``CUT_MARK``) and its token string goes to
+``text_exact``, where phrases, long words and long prefixes are checked exactly. Distinct
+lexemes beyond ``MAX_LEXEME_BYTES`` in one document are left out of ``text_tsv`` (logged as a
+warning): such words cannot be found.
 
 Strings PostgreSQL cannot store (NUL characters, lone surrogates) are replaced by U+FFFD, on
 the way in and in queries alike (:func:`clean`).
@@ -33,10 +32,9 @@ the way in and in queries alike (:func:`clean`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opencatalog.domain.search import (
@@ -51,13 +49,14 @@ from opencatalog.domain.search import (
 __all__ = [
     "COLUMNS",
     "CUT_MARK",
-    "FIELD_TEXT_FIELDS",
+    "FIELD_COLUMNS",
     "MAX_TOKEN_CHARS",
     "clean",
     "document_row",
-    "field_tag",
     "lexeme",
     "quote_lexeme",
+    "searchable_extra",
+    "token_string",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,8 +76,15 @@ CUT_MARK = "\u2026"
 MAX_LEXEME_BYTES = 900_000
 """Budget of distinct lexeme bytes per ``tsvector`` (PostgreSQL's hard limit is 1 MB)."""
 
-FIELD_TEXT_FIELDS = ("title", "notes", "res_name", "res_description", "author", "maintainer")
-"""Text fields other than ``text`` and the extras, in ``fields_tsv``."""
+FIELD_COLUMNS = {
+    "title": "title_tokens",
+    "notes": "notes_tokens",
+    "res_name": "res_name_tokens",
+    "res_description": "res_description_tokens",
+    "author": "author_tokens",
+    "maintainer": "maintainer_tokens",
+}
+"""Text fields other than ``text`` and the extras, and the columns of their token strings."""
 
 COLUMNS = (
     "id",
@@ -100,12 +106,12 @@ COLUMNS = (
     "metadata_created",
     "metadata_modified",
     "text_tsv",
-    "fields_tsv",
-    "exact",
+    "text_exact",
+    *FIELD_COLUMNS.values(),
+    "extras_tokens",
 )
 """The document table's columns, in the order of :func:`document_row`."""
 
-_MAX_TAG_KEY = 64
 _WEIGHT_A = "A"
 _WEIGHT_B = "B"
 _WEIGHT_C = "C"
@@ -126,18 +132,6 @@ def clean(value: str) -> str:
     return value
 
 
-def field_tag(name: str) -> str:
-    """The tag that qualifies the lexemes of text field ``name`` in ``fields_tsv`` and keys its
-    entry in ``exact``: the field name, ``x.<key>`` for ``extras_<key>`` (a hash for keys
-    longer than 64 characters, so lexemes stay short). ``text`` is its own tag."""
-    if name.startswith(EXTRAS_PREFIX):
-        key = name[len(EXTRAS_PREFIX) :]
-        if len(key) <= _MAX_TAG_KEY:
-            return f"x.{key}"
-        return "x#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return name
-
-
 def lexeme(token: str) -> str:
     """The lexeme stored for a token: the token, or its first ``MAX_TOKEN_CHARS`` characters
     followed by ``CUT_MARK`` when it is longer."""
@@ -151,84 +145,99 @@ def quote_lexeme(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def exact_text(values: Iterable[Sequence[str]]) -> str:
-    """The exact-check form of a field: tokens separated by spaces, values by ``|``, with a
-    space at both ends, so ``" w1 w2 "`` finds a phrase within one value and ``" w"`` a
-    token starting with ``w``."""
-    return " " + " | ".join(" ".join(tokens) for tokens in values if tokens) + " "
+def token_string(values: Iterable[Sequence[str]]) -> str:
+    """The token string of a field whose values have these tokens: ``" a b | c d "``, or
+    ``""`` when there is no token at all."""
+    joined = " | ".join(" ".join(tokens) for tokens in values if tokens)
+    return f" {joined} " if joined else ""
+
+
+def searchable_extra(key: str) -> bool:
+    """Whether ``extras_<key>`` can be searched (keys made of ``[A-Za-z0-9_]``)."""
+    return bool(key) and key.isascii() and key.replace("_", "a").isalnum()
 
 
 class _Vector:
-    """Builds one ``tsvector`` literal, field by field, within the lexeme byte budget."""
+    """Builds the ``tsvector`` literal of one field within the lexeme byte budget."""
 
     def __init__(self, doc_id: str) -> None:
         self._doc_id = doc_id
-        self._parts: list[str] = []
         self._bytes = 0
         self._warned = False
-        self.exact: dict[str, str] = {}
 
-    def _admit(self, text: str) -> bool:
-        size = len(text.encode("utf-8"))
-        if self._bytes + size > MAX_LEXEME_BYTES:
-            if not self._warned:
-                log.warning(
-                    "search document %r has more than %d bytes of distinct words; "
-                    "the rest of its words are not indexed",
-                    self._doc_id,
-                    MAX_LEXEME_BYTES,
-                )
-                self._warned = True
-            return False
-        self._bytes += size
-        return True
+    def _fit(self, keys: list[str]) -> list[str]:
+        """The keys that still fit in the byte budget (the others are dropped, once warned)."""
+        kept = []
+        for key in keys:
+            size = len(key.encode("utf-8"))
+            if self._bytes + size > MAX_LEXEME_BYTES:
+                if not self._warned:
+                    log.warning(
+                        "search document %r has more than %d bytes of distinct words; "
+                        "the rest of its words are not indexed",
+                        self._doc_id,
+                        MAX_LEXEME_BYTES,
+                    )
+                    self._warned = True
+                continue
+            self._bytes += size
+            kept.append(key)
+        return kept
 
-    def add(self, tag: str, head: str, values: Sequence[tuple[Sequence[str], str]]) -> None:
-        """Add a field: ``values`` are (tokens, weight letter) per value; ``head`` prefixes
-        every lexeme (``""`` for ``text_tsv``)."""
+    def build(self, values: Sequence[tuple[Sequence[str], str]]) -> tuple[str, str | None]:
+        """The literal of a field whose values are (tokens, weight letter) pairs, and its
+        token string when the ``tsvector`` cannot hold it exactly (else None)."""
         positions: dict[str, list[str]] = {}
         position = 1
         exact = False
         for tokens, weight in values:
             if not tokens:
                 continue
-            for token in tokens:
-                if len(token) > MAX_TOKEN_CHARS:
-                    exact = True
-                key = lexeme(token)
-                entry = positions.get(key)
+            if max(map(len, tokens)) > MAX_TOKEN_CHARS:
+                exact = True
+                tokens = [lexeme(token) for token in tokens]
+            end = position + len(tokens)
+            labels = (
+                [f"{p}{weight}" for p in range(position, end)] if weight else _labels(position, end)
+            )
+            for token, label in zip(tokens, labels, strict=True):
+                entry = positions.get(token)
                 if entry is None:
-                    positions[key] = entry = []
-                entry.append(f"{position}{weight}")
-                position += 1
-            position += 1  # the gap between two values
+                    positions[token] = [label]
+                else:
+                    entry.append(label)
+            position = end + 1  # the gap between two values
         if not positions:
-            return
-        if position - 2 > MAX_POSITION or any(
-            len(p) > MAX_POSITIONS_PER_LEXEME for p in positions.values()
+            return "", None
+        last = position - 2
+        if last > MAX_POSITION or (
+            last > MAX_POSITIONS_PER_LEXEME
+            and max(map(len, positions.values())) > MAX_POSITIONS_PER_LEXEME
         ):
             exact = True
+        keys = list(positions)
+        size = len("".join(keys).encode("utf-8"))
+        if self._bytes + size > MAX_LEXEME_BYTES:
+            keys = self._fit(keys)
+        else:
+            self._bytes += size
+        # Tokens are letters and digits (cut ones end with CUT_MARK): nothing to escape.
         if exact:
-            self.exact[tag] = exact_text(tokens for tokens, _ in values)
-        for key, where in positions.items():
-            text = head + key
-            if not self._admit(text):
-                continue
-            if exact:
-                self._parts.append(quote_lexeme(text))
-            else:
-                self._parts.append(f"{quote_lexeme(text)}:{','.join(where)}")
-
-    def literal(self) -> str:
-        return " ".join(self._parts)
+            literal = " ".join(f"'{key}'" for key in keys)
+            return literal, token_string(tokens for tokens, _ in values)
+        return " ".join(f"'{key}':{','.join(positions[key])}" for key in keys), None
 
 
-def _text_values(doc: DatasetDocument) -> list[tuple[Sequence[str], str]]:
+def _labels(start: int, end: int) -> list[str]:
+    """Unweighted position labels ``start`` .. ``end - 1``."""
+    return list(map(str, range(start, end)))
+
+
+def _text_values(
+    doc: DatasetDocument, tokens_of: Callable[[str], list[str]]
+) -> list[tuple[Sequence[str], str]]:
     """The values of the default field with their ranking weight."""
     weights: dict[str, str] = {}
-    for value in (*doc.res_format, doc.license_id, doc.author, doc.maintainer):
-        if value:
-            weights.setdefault(value, _WEIGHT_D)
     if doc.notes:
         weights[doc.notes] = _WEIGHT_C
     for value in (*doc.tags, *doc.groups, doc.organization):
@@ -238,7 +247,7 @@ def _text_values(doc: DatasetDocument) -> list[tuple[Sequence[str], str]]:
         if value:
             weights[value] = _WEIGHT_A
     return [
-        (tokenize(value), weights.get(value, _WEIGHT_D))
+        (tokens_of(value), weights.get(value, _WEIGHT_D))
         for value in field_values(doc, DEFAULT_FIELD)
     ]
 
@@ -260,19 +269,21 @@ def document_row(doc: DatasetDocument) -> tuple[Any, ...]:
     for moment in (doc.metadata_created, doc.metadata_modified):
         if moment.tzinfo is None:
             raise ValueError("search documents need timezone-aware datetimes")
-    text = _Vector(doc.id)
-    text.add(DEFAULT_FIELD, "", _text_values(doc))
-    fields = _Vector(doc.id)
-    for name in FIELD_TEXT_FIELDS:
-        tag = field_tag(name)
-        fields.add(tag, tag + ":", [(tokenize(v), "") for v in field_values(doc, name)])
-    for key, value in doc.extras.items():
-        name = EXTRAS_PREFIX + key
-        if not _searchable_extra(key) or not value:
-            continue
-        tag = field_tag(name)
-        fields.add(tag, tag + ":", [(tokenize(value), "")])
-    exact = {**text.exact, **fields.exact}
+    seen: dict[str, list[str]] = {}
+
+    def tokens_of(value: str) -> list[str]:
+        tokens = seen.get(value)
+        if tokens is None:
+            seen[value] = tokens = tokenize(value)
+        return tokens
+
+    text_tsv, text_exact = _Vector(doc.id).build(_text_values(doc, tokens_of))
+    fields = [token_string(tokens_of(v) for v in field_values(doc, name)) for name in FIELD_COLUMNS]
+    extras = {
+        key: tokens
+        for key, value in doc.extras.items()
+        if searchable_extra(key) and (tokens := token_string([tokens_of(value)]))
+    }
     return (
         clean(doc.id),
         clean(doc.name),
@@ -292,13 +303,13 @@ def document_row(doc: DatasetDocument) -> tuple[Any, ...]:
         [clean(label) for label in dict.fromkeys(doc.labels)],
         doc.metadata_created,
         doc.metadata_modified,
-        text.literal(),
-        fields.literal(),
-        json.dumps(exact, ensure_ascii=False) if exact else None,
+        text_tsv,
+        text_exact,
+        *fields,
+        json.dumps(extras, ensure_ascii=False) if extras else None,
     )
 
 
-def _searchable_extra(key: str) -> bool:
-    """Keys made of ``[A-Za-z0-9_]`` can be searched as ``extras_<key>``."""
-    return bool(key) and all(c.isascii() and (c.isalnum() or c == "_") for c in key)
-
+def extras_key(field: str) -> str:
+    """The key of ``extras_tokens`` that the field ``extras_<key>`` searches."""
+    return field[len(EXTRAS_PREFIX) :]

@@ -21,9 +21,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from opencatalog.domain.search import (
     DatasetDocument,
     FacetCount,
@@ -34,6 +31,8 @@ from opencatalog.domain.search import (
 )
 from opencatalog.errors import BackendError, ConfigurationError
 from opencatalog.ports.search import IndexStats, SearchIndex
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from opencatalog_postgres.documents import COLUMNS, clean, document_row
 from opencatalog_postgres.pool import Connection, ConnectionPool
@@ -149,7 +148,7 @@ class PostgresSearchIndex(SearchIndex):
         params.setdefault("application_name", "opencatalog-search")
         self._work_mem = work_mem
         self._pool = ConnectionPool(
-            make_conninfo(**params),
+            make_conninfo("", **params),
             size=pool_size,
             timeout=pool_timeout,
             configure=self._configure,
@@ -314,14 +313,16 @@ class PostgresSearchIndex(SearchIndex):
         latest = {doc.id: doc for doc in documents}  # the last one of an id wins
         if not latest:
             return
-        rows = [document_row(latest[key]) for key in sorted(latest)]  # id order: lock order
+        docs = list(latest.values())
         sql = self._sql
 
         def upsert(conn: Connection) -> None:
             with conn.cursor() as cur:
+                # rows are made while COPY streams, so the server works as Python does;
+                # the upsert takes them in id order (the lock order of every writer)
                 with cur.copy(sql["copy"]) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                    for doc in docs:
+                        copy.write_row(document_row(doc))
                 cur.execute(sql["upsert"])
                 cur.execute(sql["truncate_staging"])
 
@@ -332,11 +333,19 @@ class PostgresSearchIndex(SearchIndex):
         if not keys:
             return
         sql = self._sql["delete"]
-        self._write(lambda conn: conn.execute(sql, (keys,)) and None)
+
+        def delete(conn: Connection) -> None:
+            conn.execute(sql, (keys,))
+
+        self._write(delete)
 
     def clear(self) -> None:
         sql = self._sql["clear"]
-        self._write(lambda conn: conn.execute(sql) and None)
+
+        def clear(conn: Connection) -> None:
+            conn.execute(sql)
+
+        self._write(clear)
 
     @contextmanager
     def bulk(self) -> Iterator[SearchIndex]:
@@ -465,4 +474,3 @@ def _scalar(conn: Connection, sql: str, params: tuple[Any, ...] | None = None) -
     if row is None:  # pragma: no cover - aggregate and meta queries always return a row
         raise BackendError(f"no row from {sql!r}")
     return row[0]
-

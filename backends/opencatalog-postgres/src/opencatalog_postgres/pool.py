@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import pq
-
 from opencatalog.errors import BackendError
+from psycopg import pq
 
 __all__ = ["ConnectionPool"]
 

@@ -10,10 +10,13 @@ Leaves (see :mod:`opencatalog.domain.search` for the rules):
 
 * keyword fields: ``col = $1`` / ``col @> ARRAY[$1]``; prefixes ``col LIKE '$1%'`` or ``EXISTS``
   over ``unnest(col)``;
-* text fields: ``text_tsv @@ 'word'`` (or ``fields_tsv @@ 'title:word'``), phrases
-  ``'a' <-> 'b'`` guarded by the GIN-friendly ``'a' & 'b'``, prefixes ``'wat':*``; the fields a
-  document could not hold exactly are checked in its ``exact`` column (see ``documents``);
-  plain ``tsquery`` tests on the same column under one ``And``/``Or`` are merged into one.
+* the default field ``text``: ``text_tsv @@ 'word'``, phrases ``'a' <-> 'b'`` guarded by the
+  GIN-friendly ``'a' & 'b'``, prefixes ``'wat':*``; where a document's ``tsvector`` cannot
+  decide (see ``documents``) the token string in ``text_exact`` does; plain ``tsquery`` tests
+  under one ``And``/``Or`` are merged into one;
+* other text fields: the same ``tsquery`` on ``text_tsv`` selects candidates through the GIN
+  index (every token of a field is also in ``text``), then ``strpos`` on the field's token
+  string decides exactly: ``' water '``, ``' water quality '``, ``' wat'``.
 
 ``Not(x)`` is ``(x) IS NOT TRUE`` (so absent values, NULL in SQL, behave as "no match"), or,
 when ``x`` tests a ``tsvector``, ``id NOT IN (SELECT id ... WHERE x)``: one index scan and a
@@ -33,7 +36,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from attrs import frozen
-
 from opencatalog.domain.search import (
     DEFAULT_FIELD,
     And,
@@ -52,10 +54,10 @@ from opencatalog.domain.search import (
 from opencatalog.errors import SearchQueryError
 
 from opencatalog_postgres.documents import (
-    CUT_MARK,
+    FIELD_COLUMNS,
     MAX_TOKEN_CHARS,
     clean,
-    field_tag,
+    extras_key,
     lexeme,
     quote_lexeme,
 )
@@ -160,37 +162,56 @@ class _Compiler:
         return _Sql(f"{ref} = %s", (value,), False)
 
     def text(self, node: Term | Phrase | Prefix, name: str, alias: str) -> _Part:
-        if name == DEFAULT_FIELD:
-            column, head, tag = f"{alias}.text_tsv", "", DEFAULT_FIELD
-        else:
-            tag = field_tag(name)
-            column, head = f"{alias}.fields_tsv", tag + ":"
-        exact = f"coalesce(strpos({alias}.exact ->> %s, %s), 0) > 0"
+        column = f"{alias}.text_tsv"
         if isinstance(node, Prefix):
             prefix = node.prefix.lower()
             if tokenize(node.prefix) != [prefix]:
                 return _Const(False)
             if len(prefix) <= MAX_TOKEN_CHARS:
-                return _Ts(column, quote_lexeme(head + prefix) + ":*")
-            cut = quote_lexeme(head + prefix[:MAX_TOKEN_CHARS] + CUT_MARK)
-            return _Sql(f"({column} @@ %s::tsquery AND {exact})", (cut, tag, " " + prefix), True)
+                candidates = quote_lexeme(prefix) + ":*"
+            else:
+                candidates = quote_lexeme(lexeme(prefix))
+            return self._checked(column, candidates, None, " " + prefix, name, alias)
         words = tokenize(node.text)
         if not words:
             return _Const(False)
-        quoted = [quote_lexeme(head + lexeme(w)) for w in words]
-        if len(words) == 1:
-            if len(words[0]) <= MAX_TOKEN_CHARS:
-                return _Ts(column, quoted[0])
+        quoted = [quote_lexeme(lexeme(w)) for w in words]
+        candidates = " & ".join(quoted)
+        phrase = " <-> ".join(quoted) if len(words) > 1 else None
+        return self._checked(column, candidates, phrase, f" {' '.join(words)} ", name, alias)
+
+    def _checked(
+        self,
+        column: str,
+        candidates: str,
+        phrase: str | None,
+        needle: str,
+        name: str,
+        alias: str,
+    ) -> _Part:
+        """``candidates`` (a ``tsquery`` over ``text``, GIN-indexed) narrowed to the exact
+        match: ``needle`` in the field's token string, or, for ``text`` itself, the
+        ``phrase`` (``<->``) or, when the tsvector cannot decide, ``needle`` in
+        ``text_exact``."""
+        if name == DEFAULT_FIELD:
+            exact_needed = phrase is not None or len(needle.strip()) > MAX_TOKEN_CHARS
+            if not exact_needed:
+                return _Ts(column, candidates)
+            fallback = f"coalesce(strpos({alias}.text_exact, %s), 0) > 0"
+            if phrase is None:
+                return _Sql(f"({column} @@ %s::tsquery AND {fallback})", (candidates, needle), True)
             return _Sql(
-                f"({column} @@ %s::tsquery AND {exact})", (quoted[0], tag, f" {words[0]} "), True
+                f"({column} @@ %s::tsquery AND ({column} @@ %s::tsquery OR {fallback}))",
+                (candidates, phrase, needle),
+                True,
             )
-        every = " & ".join(quoted)
-        phrase = " <-> ".join(quoted)
-        return _Sql(
-            f"({column} @@ %s::tsquery AND ({column} @@ %s::tsquery OR {exact}))",
-            (every, phrase, tag, " " + " ".join(words) + " "),
-            True,
-        )
+        if name in FIELD_COLUMNS:
+            check = f"strpos({alias}.{FIELD_COLUMNS[name]}, %s) > 0"
+            params: tuple[Any, ...] = (candidates, needle)
+        else:
+            check = f"coalesce(strpos({alias}.extras_tokens ->> %s, %s), 0) > 0"
+            params = (candidates, extras_key(name), needle)
+        return _Sql(f"({column} @@ %s::tsquery AND {check})", params, True)
 
     # -- tree ----------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 from attrs import frozen
-
 from opencatalog.errors import ConfigurationError
 
 __all__ = ["SCHEMA_VERSION", "Tables", "quote_ident"]
@@ -89,12 +88,16 @@ class Tables:
                 metadata_created timestamptz NOT NULL,
                 metadata_modified timestamptz NOT NULL,
                 text_tsv tsvector NOT NULL,
-                fields_tsv tsvector NOT NULL,
-                exact jsonb
+                text_exact text,
+                title_tokens text NOT NULL,
+                notes_tokens text NOT NULL,
+                res_name_tokens text NOT NULL,
+                res_description_tokens text NOT NULL,
+                author_tokens text NOT NULL,
+                maintainer_tokens text NOT NULL,
+                extras_tokens jsonb
             ) WITH (toast_tuple_target = 256)""",
             f"CREATE INDEX IF NOT EXISTS {self._index('text_tsv')} ON {doc} USING gin (text_tsv)",
-            f"CREATE INDEX IF NOT EXISTS {self._index('fields_tsv')} "
-            f"ON {doc} USING gin (fields_tsv)",
             f"CREATE INDEX IF NOT EXISTS {self._index('tags')} ON {doc} USING gin (tags)",
             f"CREATE INDEX IF NOT EXISTS {self._index('groups')} ON {doc} USING gin (groups)",
             f"CREATE INDEX IF NOT EXISTS {self._index('labels')} ON {doc} USING gin (labels)",
