@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -65,3 +66,26 @@ def test_search_refuses_queries_outside_the_syntax(tmp_path: Path) -> None:
     result = runner.invoke(main, ["--catalog", str(folder), "search", "query", "title:[a TO b]"])
     assert result.exit_code == 1
     assert "range queries are not supported" in result.stderr
+
+
+def test_jobs_stats_list_and_retry(tmp_path: Path) -> None:
+    runner = CliRunner()
+    folder = tmp_path / "cat"
+    _run(runner, folder, "init")
+    assert json.loads(_run(runner, folder, "jobs", "stats")) == {
+        "pending": 0,
+        "processing": 0,
+        "complete": 0,
+        "error": 0,
+    }
+    with open_catalog(folder) as cat:  # a job that failed for good
+        queue = cat._ctx.task_queue
+        assert queue is not None
+        job = queue.enqueue("pipeline", {"resource_id": "r1"}, max_attempts=1)
+        claimed = queue.claim("w1", lease=timedelta(minutes=1))
+        assert claimed is not None and claimed.id == job.id
+        assert queue.fail(job.id, "w1", "boom")
+    listed = json.loads(_run(runner, folder, "jobs", "list", "--status", "error"))
+    assert [(j["id"], j["error"]) for j in listed] == [(job.id, "boom")]
+    assert json.loads(_run(runner, folder, "jobs", "retry", job.id))["status"] == "pending"
+    assert json.loads(_run(runner, folder, "jobs", "stats"))["pending"] == 1

@@ -23,6 +23,7 @@ from .admin import info, init, upgrade
 from .bulk import dump, load
 from .datasets import dataset
 from .groups import group, org
+from .jobs import jobs
 from .search import reindex, search
 
 __all__ = ["main"]
@@ -63,5 +64,6 @@ for _command in (
     dump,
     search,
     reindex,
+    jobs,
 ):
     main.add_command(_command)
