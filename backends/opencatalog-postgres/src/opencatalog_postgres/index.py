@@ -49,6 +49,9 @@ _SCHEMES = ("postgresql", "postgres")
 _WORK_MEM_RE = re.compile(r"[1-9][0-9]{0,9}\s*(?:kB|MB|GB)?\Z")
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 3
+
+ANALYZE_AFTER = 10_000
+"""Documents written by one process after which it refreshes the table's statistics."""
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -103,6 +106,7 @@ class _Bulk(threading.local):
     conn: Connection | None = None
     depth: int = 0
     dirty: bool = False
+    written: int = 0
 
 
 class PostgresSearchIndex(SearchIndex):
@@ -160,6 +164,8 @@ class PostgresSearchIndex(SearchIndex):
         self._bulk = _Bulk()
         self._staged: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._staged_lock = threading.Lock()
+        self._unanalyzed = 0
+        self._analyze_lock = threading.Lock()
         self._closed = False
         self._sql = self._statements()
         try:
@@ -185,6 +191,7 @@ class PostgresSearchIndex(SearchIndex):
     def _configure(self, conn: Connection) -> None:
         conn.execute(
             "SELECT set_config('TimeZone', 'UTC', false), set_config('jit', 'off', false), "
+            "set_config('plan_cache_mode', 'force_custom_plan', false), "
             "set_config('work_mem', %s, false)",
             (self._work_mem,),
         )
@@ -239,6 +246,7 @@ class PostgresSearchIndex(SearchIndex):
             "ids": f"SELECT id, metadata_modified FROM {t.document}",
             "texts": f"SELECT id, title, notes FROM {t.document} WHERE id = ANY(%s::text[])",
             "size": "SELECT pg_total_relation_size(%s::regclass)",
+            "analyze": f"ANALYZE {t.document}",
         }
 
     def _prepare_writes(self, conn: Connection) -> None:
@@ -255,9 +263,10 @@ class PostgresSearchIndex(SearchIndex):
         if self._closed:
             raise BackendError("the PostgreSQL search index is closed")
 
-    def _write(self, action: Callable[[Connection], None]) -> None:
-        """Run ``action`` in the current ``bulk()`` transaction, or in a transaction of its
-        own that also bumps the generation (retried on deadlocks and lost connections)."""
+    def _write(self, action: Callable[[Connection], None], rows: int) -> None:
+        """Run ``action`` (which writes ``rows`` documents) in the current ``bulk()``
+        transaction, or in a transaction of its own that also bumps the generation (retried
+        on deadlocks and lost connections)."""
         self._check_open()
         bulk = self._bulk
         if bulk.conn is not None:
@@ -266,6 +275,7 @@ class PostgresSearchIndex(SearchIndex):
             except psycopg.Error as exc:
                 raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
             bulk.dirty = True
+            bulk.written += rows
             return
         for attempt in range(1, _ATTEMPTS + 1):
             try:
@@ -274,6 +284,7 @@ class PostgresSearchIndex(SearchIndex):
                     with conn.transaction():
                         action(conn)
                         conn.execute(self._sql["bump"])
+                    self._after_write(conn, rows)
                 return
             except _RETRIED as exc:
                 if attempt == _ATTEMPTS:
@@ -285,6 +296,20 @@ class PostgresSearchIndex(SearchIndex):
                 log.warning("search index write: %s; retrying on a new connection", exc)
             except psycopg.Error as exc:
                 raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
+
+    def _after_write(self, conn: Connection, rows: int) -> None:
+        """Refresh the planner's statistics once ``ANALYZE_AFTER`` documents were written
+        by this process since the last time (bulk loads would otherwise be planned with the
+        statistics of a much smaller table until autovacuum gets to it)."""
+        with self._analyze_lock:
+            self._unanalyzed += rows
+            if self._unanalyzed < ANALYZE_AFTER:
+                return
+            self._unanalyzed = 0
+        try:
+            conn.execute(self._sql["analyze"])
+        except psycopg.Error as exc:
+            log.warning("ANALYZE of the search table failed: %s", exc)
 
     def _read(self, action: Callable[[Connection], T]) -> T:
         """Run ``action`` on this thread's ``bulk()`` connection or a pooled one (retried
@@ -326,7 +351,7 @@ class PostgresSearchIndex(SearchIndex):
                 cur.execute(sql["upsert"])
                 cur.execute(sql["truncate_staging"])
 
-        self._write(upsert)
+        self._write(upsert, len(docs))
 
     def delete(self, ids: Iterable[str]) -> None:
         keys = sorted({clean(i) for i in ids})
@@ -337,7 +362,7 @@ class PostgresSearchIndex(SearchIndex):
         def delete(conn: Connection) -> None:
             conn.execute(sql, (keys,))
 
-        self._write(delete)
+        self._write(delete, len(keys))
 
     def clear(self) -> None:
         sql = self._sql["clear"]
@@ -345,7 +370,7 @@ class PostgresSearchIndex(SearchIndex):
         def clear(conn: Connection) -> None:
             conn.execute(sql)
 
-        self._write(clear)
+        self._write(clear, 0)
 
     @contextmanager
     def bulk(self) -> Iterator[SearchIndex]:
@@ -366,15 +391,17 @@ class PostgresSearchIndex(SearchIndex):
             try:
                 self._prepare_writes(conn)
                 with conn.transaction():
-                    bulk.conn, bulk.depth, bulk.dirty = conn, 1, False
+                    bulk.conn, bulk.depth, bulk.dirty, bulk.written = conn, 1, False, 0
                     try:
                         yield self
                         if bulk.dirty:
                             conn.execute(self._sql["bump"])
+                        written = bulk.written
                     finally:
-                        bulk.conn, bulk.depth, bulk.dirty = None, 0, False
+                        bulk.conn, bulk.depth, bulk.dirty, bulk.written = None, 0, False, 0
             except psycopg.Error as exc:
                 raise BackendError(f"PostgreSQL search index bulk commit failed: {exc}") from exc
+            self._after_write(conn, written)
 
     def close(self) -> None:
         """Close the pool's connections (a ``bulk()`` block still open on another thread
