@@ -6,9 +6,11 @@ digits, lowercased); PostgreSQL receives the tokens, so the ``simple`` parser's 
 word (hyphens, e-mails, URLs, ...) never applies and matching is exactly the domain's.
 
 The default field ``text`` is the ``tsvector`` column ``text_tsv`` (GIN-indexed), written as a
-literal with explicit lexemes, positions and ranking weights (A: name and title, B: tags,
-groups and organization, C: notes, D: the rest). Positions leave a gap of one between two values
-of the field, so ``<->`` (phrase) never joins the end of one value to the start of the next.
+literal with explicit lexemes and positions. Positions leave a gap of one between two values of
+the field, so ``<->`` (phrase) never joins the end of one value to the start of the next.
+Scores come from ``rank_tsv``, a small ``tsvector`` kept in the row (no TOAST fetch per hit)
+holding the name and title (weight A) and the tags, groups and organization (weight B): hits on
+those rank first, the others tie (and fall back to the newest first).
 
 Every other text field (``title``, ``notes``, ``res_name``, ``res_description``, ``author``,
 ``maintainer``, ``extras_<key>``) is stored as its *token string*: the tokens separated by
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opencatalog.domain.search import (
@@ -55,6 +57,7 @@ __all__ = [
     "document_row",
     "lexeme",
     "quote_lexeme",
+    "rank_literal",
     "searchable_extra",
     "token_string",
 ]
@@ -107,15 +110,14 @@ COLUMNS = (
     "metadata_modified",
     "text_tsv",
     "text_exact",
+    "rank_tsv",
     *FIELD_COLUMNS.values(),
     "extras_tokens",
 )
 """The document table's columns, in the order of :func:`document_row`."""
 
-_WEIGHT_A = "A"
-_WEIGHT_B = "B"
-_WEIGHT_C = "C"
-_WEIGHT_D = ""
+MAX_RANK_TOKENS = 2_000
+"""Tokens of the ranked fields kept in ``rank_tsv`` (it only orders hits)."""
 
 
 def clean(value: str) -> str:
@@ -184,23 +186,20 @@ class _Vector:
             kept.append(key)
         return kept
 
-    def build(self, values: Sequence[tuple[Sequence[str], str]]) -> tuple[str, str | None]:
-        """The literal of a field whose values are (tokens, weight letter) pairs, and its
-        token string when the ``tsvector`` cannot hold it exactly (else None)."""
+    def build(self, values: Sequence[Sequence[str]]) -> tuple[str, str | None]:
+        """The literal of a field whose values have these tokens, and its token string when
+        the ``tsvector`` cannot hold it exactly (else None)."""
         positions: dict[str, list[str]] = {}
         position = 1
         exact = False
-        for tokens, weight in values:
+        for tokens in values:
             if not tokens:
                 continue
             if max(map(len, tokens)) > MAX_TOKEN_CHARS:
                 exact = True
                 tokens = [lexeme(token) for token in tokens]
             end = position + len(tokens)
-            labels = (
-                [f"{p}{weight}" for p in range(position, end)] if weight else _labels(position, end)
-            )
-            for token, label in zip(tokens, labels, strict=True):
+            for token, label in zip(tokens, map(str, range(position, end)), strict=True):
                 entry = positions.get(token)
                 if entry is None:
                     positions[token] = [label]
@@ -224,32 +223,26 @@ class _Vector:
         # Tokens are letters and digits (cut ones end with CUT_MARK): nothing to escape.
         if exact:
             literal = " ".join(f"'{key}'" for key in keys)
-            return literal, token_string(tokens for tokens, _ in values)
+            return literal, token_string(values)
         return " ".join(f"'{key}':{','.join(positions[key])}" for key in keys), None
 
 
-def _labels(start: int, end: int) -> list[str]:
-    """Unweighted position labels ``start`` .. ``end - 1``."""
-    return list(map(str, range(start, end)))
-
-
-def _text_values(
-    doc: DatasetDocument, tokens_of: Callable[[str], list[str]]
-) -> list[tuple[Sequence[str], str]]:
-    """The values of the default field with their ranking weight."""
-    weights: dict[str, str] = {}
-    if doc.notes:
-        weights[doc.notes] = _WEIGHT_C
-    for value in (*doc.tags, *doc.groups, doc.organization):
-        if value:
-            weights[value] = _WEIGHT_B
-    for value in (doc.name, doc.title):
-        if value:
-            weights[value] = _WEIGHT_A
-    return [
-        (tokens_of(value), weights.get(value, _WEIGHT_D))
-        for value in field_values(doc, DEFAULT_FIELD)
-    ]
+def rank_literal(weighted: Iterable[tuple[Sequence[str], str]]) -> str:
+    """The ``rank_tsv`` literal of (tokens, weight letter) values: at most
+    ``MAX_RANK_TOKENS`` tokens, long ones cut (it only orders hits, so nothing must be
+    exact)."""
+    positions: dict[str, list[str]] = {}
+    position = 1
+    for tokens, weight in weighted:
+        for token in tokens:
+            if position > MAX_RANK_TOKENS:
+                break
+            positions.setdefault(lexeme(token), []).append(f"{position}{weight}")
+            position += 1
+        position += 1
+    return " ".join(
+        f"'{key}':{','.join(where[:MAX_POSITIONS_PER_LEXEME])}" for key, where in positions.items()
+    )
 
 
 def _keywords(doc: DatasetDocument, name: str) -> list[str]:
@@ -277,7 +270,11 @@ def document_row(doc: DatasetDocument) -> tuple[Any, ...]:
             seen[value] = tokens = tokenize(value)
         return tokens
 
-    text_tsv, text_exact = _Vector(doc.id).build(_text_values(doc, tokens_of))
+    text_tsv, text_exact = _Vector(doc.id).build(
+        [tokens_of(value) for value in field_values(doc, DEFAULT_FIELD)]
+    )
+    ranked = [(tokens_of(doc.name), "A"), (tokens_of(doc.title), "A")]
+    ranked.extend((tokens_of(v), "B") for v in (*doc.tags, *doc.groups, doc.organization) if v)
     fields = [token_string(tokens_of(v) for v in field_values(doc, name)) for name in FIELD_COLUMNS]
     extras = {
         key: tokens
@@ -305,6 +302,7 @@ def document_row(doc: DatasetDocument) -> tuple[Any, ...]:
         doc.metadata_modified,
         text_tsv,
         text_exact,
+        rank_literal(ranked),
         *fields,
         json.dumps(extras, ensure_ascii=False) if extras else None,
     )

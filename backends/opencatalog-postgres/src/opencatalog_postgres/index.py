@@ -202,8 +202,12 @@ class PostgresSearchIndex(SearchIndex):
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (tables.lock_key,))
+                    existed = _scalar(conn, "SELECT to_regclass(%s)", (tables.document,))
                     for statement in tables.ddl():
                         conn.execute(statement)
+                    if existed is None:
+                        for statement in tables.storage_ddl():
+                            conn.execute(statement)
                     conn.execute(
                         f"INSERT INTO {tables.meta} (key, value) VALUES "
                         "('schema_version', %s), ('generation', 0) ON CONFLICT (key) DO NOTHING",
@@ -452,7 +456,12 @@ class PostgresSearchIndex(SearchIndex):
                     if page is not None:
                         self._cache.move_to_end(key)
                         return page
-            rows = conn.execute(statement.sql, statement.params).fetchall()
+            if statement.full_text and self._bulk.conn is None:
+                with conn.transaction():
+                    conn.execute("SET LOCAL enable_seqscan = off")
+                    rows = conn.execute(statement.sql, statement.params).fetchall()
+            else:
+                rows = conn.execute(statement.sql, statement.params).fetchall()
             page = self._page(conn, q, rows, requested)
             if key is not None:
                 with self._cache_lock:

@@ -301,7 +301,7 @@ def _combine(parts: Sequence[_Part], *, conjunction: bool) -> _Part:
 
 
 def _rank_query(query: Query) -> str | None:
-    """A ``tsquery`` over ``text_tsv`` ORing the words and prefixes of the query's positive
+    """A ``tsquery`` over ``rank_tsv`` ORing the words and prefixes of the query's positive
     text leaves (those under an even number of ``Not``), or None when there are none."""
     terms: dict[str, None] = {}
     stack: list[tuple[Query, bool]] = [(query, False)]
@@ -330,12 +330,14 @@ def _rank_query(query: Query) -> str | None:
 @frozen
 class Statement:
     """A compiled search: ``sql`` with ``params``; ``empty`` when nothing can match (no
-    statement needs to run)."""
+    statement needs to run). ``full_text`` statements test ``tsvector`` values: they must be
+    planned without sequential scans (the planner does not count the TOAST fetch of every
+    row's vector and otherwise scans the whole table for frequent words)."""
 
     sql: str
     params: tuple[Any, ...]
     empty: bool = False
-    ranked: bool = False
+    full_text: bool = False
 
 
 _EMPTY = Statement("", (), empty=True)
@@ -397,7 +399,7 @@ def compile_search(q: SearchQuery, *, table: str) -> Statement:
         ]
         return ", ".join([*terms, prefix + "id"])
 
-    score = "ts_rank(d.text_tsv, %s::tsquery, 1)" if rank is not None else "1.0::real"
+    score = "ts_rank(d.rank_tsv, %s::tsquery, 1)" if rank is not None else "1.0::real"
     score_params: tuple[Any, ...] = (rank,) if rank is not None else ()
     page_columns = "".join(f", {c}" for c in dict.fromkeys(sort_columns))
     paging = (q.limit, q.offset)
@@ -422,7 +424,7 @@ def compile_search(q: SearchQuery, *, table: str) -> Statement:
             if branch is not None:
                 sql.append(" UNION ALL " + branch[0])
                 params.extend(branch[1])
-        return Statement("".join(sql), tuple(params), ranked=rank is not None)
+        return Statement("".join(sql), tuple(params), full_text=condition.heavy)
     page_select = "".join(f", d.{c}" for c in dict.fromkeys(sort_columns))
     sql_text = (
         f"SELECT {KIND_HIT}, NULL::text, page.id, row_number() OVER (ORDER BY "

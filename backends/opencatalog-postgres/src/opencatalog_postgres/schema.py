@@ -89,6 +89,7 @@ class Tables:
                 metadata_modified timestamptz NOT NULL,
                 text_tsv tsvector NOT NULL,
                 text_exact text,
+                rank_tsv tsvector NOT NULL,
                 title_tokens text NOT NULL,
                 notes_tokens text NOT NULL,
                 res_name_tokens text NOT NULL,
@@ -96,7 +97,7 @@ class Tables:
                 author_tokens text NOT NULL,
                 maintainer_tokens text NOT NULL,
                 extras_tokens jsonb
-            ) WITH (toast_tuple_target = 256)""",
+            ) WITH (toast_tuple_target = 1024)""",
             f"CREATE INDEX IF NOT EXISTS {self._index('text_tsv')} ON {doc} USING gin (text_tsv)",
             f"CREATE INDEX IF NOT EXISTS {self._index('tags')} ON {doc} USING gin (tags)",
             f"CREATE INDEX IF NOT EXISTS {self._index('groups')} ON {doc} USING gin (groups)",
@@ -114,6 +115,30 @@ class Tables:
                 key text PRIMARY KEY,
                 value bigint NOT NULL
             )""",
+        ]
+
+    def storage_ddl(self) -> list[str]:
+        """Run once, when the table is created: the columns every query reads stay in the
+        row (``STORAGE MAIN``: moved to TOAST only as a last resort), so facets, filters,
+        sorts and ranks never fetch TOAST; long text goes out of line first."""
+        hot = (
+            "name",
+            "title_sort",
+            "organization",
+            "owner_org",
+            "license_id",
+            "dataset_type",
+            "capacity",
+            "state",
+            "tags",
+            "groups",
+            "res_format",
+            "labels",
+            "rank_tsv",
+        )
+        return [
+            f"ALTER TABLE {self.document} "
+            + ", ".join(f"ALTER COLUMN {column} SET STORAGE MAIN" for column in hot)
         ]
 
     def staging_ddl(self) -> str:
