@@ -132,8 +132,8 @@ def open_catalog(
         ctx.after_commit.append(indexer.notify)
         closers.append(indexer.close)  # runs before the index and storage close
         try:
-            indexer.drain()  # apply what a crash left pending
-            indexer.fill_if_empty()  # an index deleted or kept in memory
+            indexer.fill_if_empty()  # an index deleted or kept in memory: rebuild it whole
+            indexer.drain()  # then apply what a crash left pending
         except BackendError as exc:  # no schema yet (initialize=False on a new database)
             log.warning("search index not brought up to date at open: %s", exc)
     info = {

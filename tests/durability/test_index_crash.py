@@ -28,10 +28,9 @@ reopen: the index is rebuilt from storage. ``test_checker_detects_*`` show the c
 a drifted index (a document deleted behind the catalog's back, a stale one, an extra one, one
 indexed twice).
 
-Known bugs, as xfails: the index deleted while outbox entries are pending is not rebuilt
-(the drain at open makes it non-empty before ``fill_if_empty`` looks); after some kills a
-replaced document is alive again beside its replacement (see ``RESURRECTED``), which
-``search.check()`` cannot see as it keeps one document per id.
+Known bug, as a run-time xfail: after some kills a replaced document is alive again beside
+its replacement in the tantivy index (see ``RESURRECTED``); ``search.check()`` reports such
+ids as duplicated and ``search.repair()`` removes the extra copy.
 """
 
 from __future__ import annotations
@@ -267,11 +266,10 @@ def ledger_marker(ledger: Ledger, ds_id: str) -> str:
 
 
 def drift_problems(cat: Catalog) -> list[str]:
-    """``search.check()``, plus what it cannot see: two documents with one id (it compares
-    ``dict(index.ids())``, which keeps one of them)."""
+    """``search.check()``, and two documents with one id counted independently of it."""
     problems = []
     drift = cat.search.check()
-    if not drift.clean:
+    if drift.missing or drift.extra or drift.stale:
         problems.append(
             f"index drift: missing {list(drift.missing[:5])} ({len(drift.missing)}),"
             f" extra {list(drift.extra[:5])} ({len(drift.extra)}),"
@@ -279,7 +277,9 @@ def drift_problems(cat: Catalog) -> list[str]:
         )
     index = cat._ctx.search_index
     assert index is not None
-    twice = sorted(i for i, n in Counter(i for i, _ in index.ids()).items() if n > 1)
+    counted = {i for i, n in Counter(i for i, _ in index.ids()).items() if n > 1}
+    assert counted == set(drift.duplicated), "check() must report every duplicated id"
+    twice = sorted(counted)
     if twice:
         problems.append(f"ids indexed more than once: {twice[:5]} ({len(twice)})")
     return problems
@@ -428,8 +428,8 @@ def test_sigkill_while_indexing_index_matches_database(tmp_path: Path) -> None:
 RESURRECTED = ("by a marker it no longer has", "ids indexed more than once")
 RESURRECTED_BUG = (
     "bug: after a SIGKILL the tantivy index can hold a replaced document again beside its "
-    "replacement (two documents with one id; the old one in a large merged segment), and "
-    "Indexer.check() does not see it because it compares dict(index.ids())"
+    "replacement (two documents with one id; the old one in a large merged segment); "
+    "search check reports it as duplicated and repair removes it"
 )
 
 
@@ -457,14 +457,6 @@ def test_deleted_index_folder_is_rebuilt_at_open(tmp_path: Path) -> None:
         assert cat.search.stats()["documents"] == stored
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: open_catalog drains the outbox before Indexer.fill_if_empty, so a deleted index "
-        "folder with outbox entries pending gets only those datasets and is no longer empty: "
-        "every other dataset stays missing from the index"
-    ),
-)
 def test_deleted_index_folder_with_pending_outbox_is_rebuilt_at_open(tmp_path: Path) -> None:
     """Kill a writer whose background indexer never ran (outbox entries pending), delete
     ``index/`` and reopen: the index must hold every stored dataset again."""
@@ -532,18 +524,16 @@ def test_checker_detects_a_document_indexed_twice(tmp_path: Path) -> None:
     assert len(found) == 1 and "count 2" in found[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: Indexer.check (services/indexing.py) compares dict(self.index.ids()) with "
-        "storage, so a second document with the same id is invisible to check() and repair()"
-    ),
-)
 def test_search_check_reports_a_document_indexed_twice(tmp_path: Path) -> None:
     ids = _small_catalog(tmp_path / "c", Ledger())
     with open_folder(tmp_path / "c") as cat:
         _index_twice(cat, ids[0])
-        assert not cat.search.check().clean
+        report = cat.search.check()
+        assert report.duplicated == (ids[0],)
+        assert not report.clean
+        cat.search.repair()
+        assert cat.search.check().clean
+        assert cat.search.datasets(include_private=True, limit=100).count == len(ids)
 
 
 def test_checker_detects_stale_and_extra_documents(tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ def check(state: CliState, repair: bool) -> None:
             "missing": list(report.missing),
             "extra": list(report.extra),
             "stale": list(report.stale),
+            "duplicated": list(report.duplicated),
             "repaired": repair and not report.clean,
         }
     )

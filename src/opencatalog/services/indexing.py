@@ -59,15 +59,17 @@ def documents_for(uow: UnitOfWork, datasets: Sequence[Dataset]) -> list[DatasetD
 @frozen(kw_only=True)
 class DriftReport:
     """How the index differs from storage: ids missing from the index, ids the index has
-    but storage does not, and ids whose indexed version is stale."""
+    but storage does not, ids whose indexed version is stale, and ids the index holds more
+    than one document for."""
 
     missing: tuple[str, ...]
     extra: tuple[str, ...]
     stale: tuple[str, ...]
+    duplicated: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.extra or self.stale)
+        return not (self.missing or self.extra or self.stale or self.duplicated)
 
 
 class Indexer:
@@ -179,20 +181,33 @@ class Indexer:
         """Compare the index with storage (ids and ``metadata_modified``)."""
         with self.storage.unit_of_work() as uow:
             stored: dict[str, datetime] = dict(uow.datasets.ids())
-        indexed: dict[str, datetime] = dict(self.index.ids())
+        indexed: dict[str, datetime] = {}
+        seen_twice: set[str] = set()
+        for doc_id, modified in self.index.ids():
+            if doc_id in indexed:
+                seen_twice.add(doc_id)
+            indexed[doc_id] = modified
         missing = sorted(set(stored) - set(indexed))
         extra = sorted(set(indexed) - set(stored))
         stale = sorted(i for i in set(stored) & set(indexed) if stored[i] != indexed[i])
-        return DriftReport(missing=tuple(missing), extra=tuple(extra), stale=tuple(stale))
+        return DriftReport(
+            missing=tuple(missing),
+            extra=tuple(extra),
+            stale=tuple(stale),
+            duplicated=tuple(sorted(seen_twice)),
+        )
 
     def repair(self, report: DriftReport) -> int:
         """Re-index the missing and stale datasets and drop the extra ones; returns how many
         documents changed."""
         with self._lock:
-            self._reindex_ids([*report.missing, *report.stale])
+            if report.duplicated:
+                self.index.delete(report.duplicated)  # every copy; stored ones come back below
+            again = [i for i in report.duplicated if i not in report.extra]
+            self._reindex_ids([*report.missing, *report.stale, *again])
             if report.extra:
                 self.index.delete(report.extra)
-        return len(report.missing) + len(report.stale) + len(report.extra)
+        return len(report.missing) + len(report.stale) + len(report.extra) + len(report.duplicated)
 
     def reindex(self, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the index from storage without ever showing an empty one: every dataset
