@@ -197,25 +197,33 @@ class PostgresSearchIndex(SearchIndex):
         )
 
     def _create_schema(self) -> None:
+        """Create the tables when missing (serialised between processes by an advisory lock;
+        a user without DDL rights can open tables that exist) and check their version."""
         tables = self._tables
+        version_sql = f"SELECT value FROM {tables.meta} WHERE key = 'schema_version'"
         with self._pool.connection() as conn:
             try:
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (tables.lock_key,))
-                    existed = _scalar(conn, "SELECT to_regclass(%s)", (tables.document,))
-                    for statement in tables.ddl():
-                        conn.execute(statement)
-                    if existed is None:
-                        for statement in tables.storage_ddl():
-                            conn.execute(statement)
-                    conn.execute(
-                        f"INSERT INTO {tables.meta} (key, value) VALUES "
-                        "('schema_version', %s), ('generation', 0) ON CONFLICT (key) DO NOTHING",
-                        (SCHEMA_VERSION,),
-                    )
-                    row = conn.execute(
-                        f"SELECT value FROM {tables.meta} WHERE key = 'schema_version'"
+                    present = conn.execute(
+                        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        (tables.document, tables.meta),
                     ).fetchone()
+                    if not (present and present[0]):
+                        conn.execute(
+                            "SELECT pg_advisory_xact_lock(hashtext(%s))", (tables.lock_key,)
+                        )
+                        existed = _scalar(conn, "SELECT to_regclass(%s)", (tables.document,))
+                        for statement in tables.ddl():
+                            conn.execute(statement)
+                        if existed is None:
+                            for statement in tables.storage_ddl():
+                                conn.execute(statement)
+                        conn.execute(
+                            f"INSERT INTO {tables.meta} (key, value) VALUES ('schema_version', "
+                            "%s), ('generation', 0) ON CONFLICT (key) DO NOTHING",
+                            (SCHEMA_VERSION,),
+                        )
+                    row = conn.execute(version_sql).fetchone()
             except psycopg.Error as exc:
                 raise BackendError(f"cannot create the PostgreSQL search tables: {exc}") from exc
         version = None if row is None else row[0]
@@ -282,24 +290,24 @@ class PostgresSearchIndex(SearchIndex):
             bulk.written += rows
             return
         for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                with self._pool.connection() as conn:
+            with self._pool.connection() as conn:
+                try:
                     self._prepare_writes(conn)
                     with conn.transaction():
                         action(conn)
                         conn.execute(self._sql["bump"])
-                    self._after_write(conn, rows)
+                except _RETRIED as exc:
+                    if attempt == _ATTEMPTS:
+                        raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
+                    log.info("search index write: %s; retrying", type(exc).__name__)
+                    continue
+                except psycopg.Error as exc:
+                    if not conn.broken or attempt == _ATTEMPTS:
+                        raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
+                    log.warning("search index write: %s; retrying on a new connection", exc)
+                    continue
+                self._after_write(conn, rows)
                 return
-            except _RETRIED as exc:
-                if attempt == _ATTEMPTS:
-                    raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
-                log.info("search index write: %s; retrying", type(exc).__name__)
-            except psycopg.OperationalError as exc:
-                if attempt == _ATTEMPTS:
-                    raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
-                log.warning("search index write: %s; retrying on a new connection", exc)
-            except psycopg.Error as exc:
-                raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
 
     def _after_write(self, conn: Connection, rows: int) -> None:
         """Refresh the planner's statistics once ``ANALYZE_AFTER`` documents were written
@@ -325,15 +333,13 @@ class PostgresSearchIndex(SearchIndex):
             except psycopg.Error as exc:
                 raise BackendError(f"PostgreSQL search index read failed: {exc}") from exc
         for attempt in (1, 2):
-            try:
-                with self._pool.connection() as conn:
+            with self._pool.connection() as conn:
+                try:
                     return action(conn)
-            except psycopg.OperationalError as exc:
-                if attempt == 2:
-                    raise BackendError(f"PostgreSQL search index read failed: {exc}") from exc
-                log.warning("search index read: %s; retrying on a new connection", exc)
-            except psycopg.Error as exc:
-                raise BackendError(f"PostgreSQL search index read failed: {exc}") from exc
+                except psycopg.Error as exc:
+                    if not conn.broken or attempt == 2:
+                        raise BackendError(f"PostgreSQL search index read failed: {exc}") from exc
+                    log.warning("search index read: %s; retrying on a new connection", exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- writing -------------------------------------------------------------------------

@@ -135,6 +135,8 @@ class _Compiler:
     def __init__(self, table: str) -> None:
         self.table = table
         self._aliases = 0
+        self.full_text = False
+        """Whether a compiled condition tests ``tsvector`` values (anywhere)."""
 
     # -- leaves --------------------------------------------------------------------------
 
@@ -162,6 +164,7 @@ class _Compiler:
         return _Sql(f"{ref} = %s", (value,), False)
 
     def text(self, node: Term | Phrase | Prefix, name: str, alias: str) -> _Part:
+        self.full_text = True
         column = f"{alias}.text_tsv"
         if isinstance(node, Prefix):
             prefix = node.prefix.lower()
@@ -424,7 +427,7 @@ def compile_search(q: SearchQuery, *, table: str) -> Statement:
             if branch is not None:
                 sql.append(" UNION ALL " + branch[0])
                 params.extend(branch[1])
-        return Statement("".join(sql), tuple(params), full_text=condition.heavy)
+        return Statement("".join(sql), tuple(params), full_text=compiler.full_text)
     page_select = "".join(f", d.{c}" for c in dict.fromkeys(sort_columns))
     sql_text = (
         f"SELECT {KIND_HIT}, NULL::text, page.id, row_number() OVER (ORDER BY "
@@ -434,4 +437,4 @@ def compile_search(q: SearchQuery, *, table: str) -> Statement:
         f"FROM {table} AS d WHERE {condition.text}"
     )
     params = [*score_params, *condition.params, *paging, *condition.params]
-    return Statement(sql_text, tuple(params))
+    return Statement(sql_text, tuple(params), full_text=compiler.full_text)
