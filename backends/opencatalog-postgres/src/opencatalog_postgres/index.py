@@ -259,6 +259,7 @@ class PostgresSearchIndex(SearchIndex):
             "texts": f"SELECT id, title, notes FROM {t.document} WHERE id = ANY(%s::text[])",
             "size": "SELECT pg_total_relation_size(%s::regclass)",
             "analyze": f"ANALYZE {t.document}",
+            "clean_gin": "SELECT gin_clean_pending_list(%s::regclass)",
         }
 
     def _prepare_writes(self, conn: Connection) -> None:
@@ -310,9 +311,11 @@ class PostgresSearchIndex(SearchIndex):
                 return
 
     def _after_write(self, conn: Connection, rows: int) -> None:
-        """Refresh the planner's statistics once ``ANALYZE_AFTER`` documents were written
-        by this process since the last time (bulk loads would otherwise be planned with the
-        statistics of a much smaller table until autovacuum gets to it)."""
+        """Once ``ANALYZE_AFTER`` documents were written by this process since the last
+        time, refresh the planner's statistics and merge the GIN index's pending list (bulk
+        loads would otherwise be planned with the statistics of a much smaller table, and
+        every query would scan the pending entries, until autovacuum gets to it). Needs the
+        table's owner; otherwise logged and left to autovacuum."""
         with self._analyze_lock:
             self._unanalyzed += rows
             if self._unanalyzed < ANALYZE_AFTER:
@@ -320,8 +323,9 @@ class PostgresSearchIndex(SearchIndex):
             self._unanalyzed = 0
         try:
             conn.execute(self._sql["analyze"])
+            conn.execute(self._sql["clean_gin"], (self._tables.text_index,))
         except psycopg.Error as exc:
-            log.warning("ANALYZE of the search table failed: %s", exc)
+            log.warning("maintenance of the search table after a large write failed: %s", exc)
 
     def _read(self, action: Callable[[Connection], T]) -> T:
         """Run ``action`` on this thread's ``bulk()`` connection or a pooled one (retried

@@ -61,6 +61,11 @@ class Tables:
     def lock_key(self) -> str:
         return f"opencatalog_postgres:{self.prefix}"
 
+    @property
+    def text_index(self) -> str:
+        """The GIN index of ``text_tsv``."""
+        return self._index("text_tsv")
+
     def _index(self, suffix: str) -> str:
         return quote_ident(f"{self.document_name}_{suffix}")
 
