@@ -49,11 +49,11 @@ _SCHEMES = ("postgresql", "postgres")
 _WORK_MEM_RE = re.compile(r"[1-9][0-9]{0,9}\s*(?:kB|MB|GB)?\Z")
 _RETRIED = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _ATTEMPTS = 3
-
-ANALYZE_AFTER = 10_000
-"""Documents written by one process after which it refreshes the table's statistics."""
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
+
+ANALYZE_AFTER = 10_000
+"""Documents written by one process after which it runs ``ANALYZE`` on the table."""
 
 # URL query parameters that are options of the index (everything else goes to libpq)
 _URL_OPTIONS: Mapping[str, Callable[[str], Any]] = {
@@ -125,8 +125,10 @@ class PostgresSearchIndex(SearchIndex):
     processes indexing the same outbox at once); by default the last write wins, as the port
     says.
 
-    Errors of the server or the driver raise ``BackendError``; bad options
-    ``ConfigurationError``.
+    Sessions run with ``TimeZone`` UTC (``ids()`` gives UTC datetimes), without JIT
+    compilation (it costs more than these queries take) and with a custom plan for every
+    statement (a generic plan cannot see how frequent a word is). Errors of the server or the
+    driver raise ``BackendError``; bad options ``ConfigurationError``.
     """
 
     def __init__(

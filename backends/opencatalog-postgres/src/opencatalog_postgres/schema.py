@@ -55,7 +55,8 @@ class Tables:
 
     @property
     def staging(self) -> str:
-        return quote_ident(f"{self.prefix}search_staging")
+        """The session's temporary staging table (always in ``pg_temp``)."""
+        return "pg_temp." + quote_ident(f"{self.prefix}search_staging")
 
     @property
     def lock_key(self) -> str:
