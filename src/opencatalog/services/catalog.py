@@ -10,7 +10,7 @@ from opencatalog.domain.model import State
 from opencatalog.domain.permissions import Actor
 from opencatalog.errors import ConfigurationError, NotFound
 
-from ._base import Principal, ServiceContext
+from ._base import Principal, ServiceContext, resolve_actor
 from .datasets import DatasetService, ResourceService
 from .groups import GroupService
 from .indexing import Indexer
@@ -94,8 +94,6 @@ class Catalog:
     @property
     def actor(self) -> Actor:
         """The actor this catalog acts for (resolved now)."""
-        from ._base import resolve_actor
-
         with self._ctx.storage.unit_of_work() as uow:
             return resolve_actor(uow, self._principal)
 

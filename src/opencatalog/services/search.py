@@ -129,30 +129,25 @@ class SearchService(Service):
             states.add(State.DRAFT.value)
         if include_deleted:
             states.add(State.DELETED.value)
+        self._indexer.drain()  # never answer from an index behind storage
         with self._call() as call:
-            labels = call.actor.labels()
-        search = SearchQuery(
-            query=query if query is not None else SearchQuery().query,
-            filters=tuple(filters),
-            facets=tuple(
-                FacetRequest(name, limit=facet_limit, mincount=facet_mincount) for name in facets
-            ),
-            sort=parse_sort(sort) if sort else (),
-            offset=offset,
-            limit=limit,
-            labels=labels,
-            states=frozenset(states),
-            highlight=highlight,
-        )
-        self._limits.check(search)
-        page = self._query(search)
-        with self._call() as call:
-            found = {ds.id: ds for ds in call.uow.datasets.get_many(page.ids)}
-            results = tuple(
-                found[i]
-                for i in page.ids
-                if i in found and self._policy.can_read_dataset(call.actor, found[i])
+            search = SearchQuery(
+                query=query if query is not None else SearchQuery().query,
+                filters=tuple(filters),
+                facets=tuple(
+                    FacetRequest(name, limit=facet_limit, mincount=facet_mincount)
+                    for name in facets
+                ),
+                sort=parse_sort(sort) if sort else (),
+                offset=offset,
+                limit=limit,
+                labels=call.actor.labels(),
+                states=frozenset(states),
+                highlight=highlight,
             )
+            self._limits.check(search)
+            page = self._index.query(search)
+            results = self._readable(call, page)
             facet_items = self._facet_items(call, page.facets)
         return SearchResult(
             count=page.total,
@@ -183,9 +178,14 @@ class SearchService(Service):
             out[fld] = tuple(items)
         return out
 
-    def _query(self, search: SearchQuery) -> SearchPage:
-        self._indexer.drain()  # never answer from an index behind storage
-        return self._index.query(search)
+    def _readable(self, call: Call, page: SearchPage) -> tuple[Dataset, ...]:
+        """The page's datasets read from storage, in hit order, checked once more."""
+        found = {ds.id: ds for ds in call.uow.datasets.get_many(page.ids)}
+        return tuple(
+            found[i]
+            for i in page.ids
+            if i in found and self._policy.can_read_dataset(call.actor, found[i])
+        )
 
     def suggest_datasets(self, prefix: str, *, limit: int = 10) -> list[Dataset]:
         """Datasets whose name or a title word starts with ``prefix`` (autocomplete)."""
@@ -208,9 +208,10 @@ class SearchService(Service):
         return self._facet_values("res_format", "", None)
 
     def _facet_values(self, fld: str, text: str, limit: int | None) -> list[str]:
+        self._indexer.drain()
         with self._call() as call:
             labels = call.actor.labels()
-        page = self._query(
+        page = self._index.query(
             SearchQuery(facets=(FacetRequest(fld, limit=-1),), limit=0, labels=labels)
         )
         needle = text.casefold()
@@ -218,16 +219,12 @@ class SearchService(Service):
         return values[:limit] if limit is not None else values
 
     def _search(self, query: Query, *, limit: int) -> tuple[Dataset, ...]:
+        self._indexer.drain()
         with self._call() as call:
-            labels = call.actor.labels()
-        page = self._query(SearchQuery(query=query, limit=limit, labels=labels))
-        with self._call() as call:
-            found = {ds.id: ds for ds in call.uow.datasets.get_many(page.ids)}
-            return tuple(
-                found[i]
-                for i in page.ids
-                if i in found and self._policy.can_read_dataset(call.actor, found[i])
+            page = self._index.query(
+                SearchQuery(query=query, limit=limit, labels=call.actor.labels())
             )
+            return self._readable(call, page)
 
     # -- administration ---------------------------------------------------------------
 
