@@ -93,12 +93,15 @@ if TYPE_CHECKING:
     from opencatalog.domain.model import Dataset
 
 __all__ = [
+    "CONTENT_CHUNK_CHARS",
     "DEFAULT_FIELD",
     "FACET_FIELDS",
+    "INDEX_NAMES",
     "KEYWORD_FIELDS",
     "SORT_FIELDS",
     "TEXT_FIELDS",
     "And",
+    "ContentDocument",
     "DatasetDocument",
     "FacetCount",
     "FacetRequest",
@@ -109,11 +112,16 @@ __all__ = [
     "Prefix",
     "Query",
     "QueryLimits",
+    "ResourceDocument",
     "SearchHit",
     "SearchPage",
     "SearchQuery",
     "SortKey",
     "Term",
+    "TextHit",
+    "TextPage",
+    "TextQuery",
+    "content_documents",
     "dataset_document",
     "facet_values",
     "field_values",
@@ -124,6 +132,7 @@ __all__ = [
     "parse_query",
     "parse_sort",
     "render_query",
+    "resource_documents",
     "tokenize",
     "validate_field",
 ]
@@ -545,6 +554,146 @@ def field_values(doc: DatasetDocument, name: str | None) -> tuple[str, ...]:
 def facet_values(doc: DatasetDocument, name: str) -> tuple[str, ...]:
     """The distinct values a document contributes to the facet ``name``, in first-seen order."""
     return tuple(dict.fromkeys(field_values(doc, name)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The resources and contents indices
+
+INDEX_NAMES: tuple[str, ...] = ("packages", "resources", "contents")
+"""The three logical indices of a search index: datasets, their resources, and the text
+extracted from resource files."""
+
+CONTENT_CHUNK_CHARS = 100_000
+"""The most characters of extracted text one contents document holds."""
+
+
+@frozen(kw_only=True)
+class ResourceDocument:
+    """The indexed form of one resource (the resources index), built by
+    ``resource_documents``. Words match ``name``, ``description`` and ``format``."""
+
+    id: str
+    package_id: str
+    name: str = ""
+    description: str = ""
+    format: str = ""
+    url: str = ""
+    position: int = 0
+
+
+def resource_documents(dataset: Dataset) -> list[ResourceDocument]:
+    """The resources-index documents of ``dataset`` (one per active resource)."""
+    return [
+        ResourceDocument(
+            id=r.id,
+            package_id=dataset.id,
+            name=r.name or "",
+            description=r.description or "",
+            format=r.format or "",
+            url=r.url or "",
+            position=r.position,
+        )
+        for r in dataset.resources
+    ]
+
+
+@frozen(kw_only=True)
+class ContentDocument:
+    """One chunk of the text extracted from a resource's file (the contents index), built by
+    ``content_documents``. Words match ``text``. Its ``id`` is ``<resource_id>:<chunk>``."""
+
+    resource_id: str
+    package_id: str
+    chunk: int = 0
+    text: str = ""
+    content_type: str = "text"
+
+    @property
+    def id(self) -> str:
+        return f"{self.resource_id}:{self.chunk}"
+
+
+def content_documents(
+    resource_id: str,
+    package_id: str,
+    text: str,
+    *,
+    content_type: str = "text",
+    chunk_chars: int = CONTENT_CHUNK_CHARS,
+) -> list[ContentDocument]:
+    """Split ``text`` into chunks of at most ``chunk_chars`` characters, cut at a line break
+    when there is one in the second half of the chunk; empty text gives no document."""
+    docs: list[ContentDocument] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + chunk_chars)
+        if end < len(text):
+            cut = text.rfind("\n", start + chunk_chars // 2, end)
+            if cut > start:
+                end = cut + 1
+        piece = text[start:end]
+        if piece.strip():
+            docs.append(
+                ContentDocument(
+                    resource_id=resource_id,
+                    package_id=package_id,
+                    chunk=len(docs),
+                    text=piece,
+                    content_type=content_type,
+                )
+            )
+        start = end
+    return docs
+
+
+def _check_text_query(instance: Any, attribute: attrs.Attribute[Any], value: Query) -> None:
+    _validate_tree(value)
+    for node in iter_nodes(value):
+        if isinstance(node, _LEAVES) and node.field not in (None, DEFAULT_FIELD):
+            raise SearchQueryError(
+                "Search Query is invalid: the resources and contents indices take words, "
+                "phrases and prefixes without field names"
+            )
+
+
+@frozen(kw_only=True)
+class TextQuery:
+    """A query on the resources or contents index: ``query`` built from words, phrases and
+    prefixes on the default field (``And``/``Or``/``Not`` allowed; field names are refused
+    with ``SearchQueryError``), optionally restricted to the documents of ``package_ids``.
+    Hits are ordered by score (descending), then id; ``highlight`` asks for fragments of
+    the matched text (``name``/``description`` for resources, ``text`` for contents) made
+    with :func:`highlight`."""
+
+    query: Query = field(validator=_check_text_query)
+    package_ids: frozenset[str] | None = field(default=None, converter=_opt_frozenset)
+    offset: int = 0
+    limit: int = 20
+    highlight: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.offset < 0 or self.limit < 0:
+            raise SearchQueryError("Search Query is invalid: offset and limit must not be negative")
+
+
+@frozen
+class TextHit:
+    """One hit of a ``TextQuery``: the document id, the resource and dataset it belongs to,
+    the score and, when asked, highlighted fragments per field."""
+
+    id: str
+    resource_id: str
+    package_id: str
+    score: float = 0.0
+    highlights: Mapping[str, tuple[str, ...]] = field(factory=dict)
+
+
+@frozen
+class TextPage:
+    """The answer to a ``TextQuery``: how many documents match and the requested page."""
+
+    total: int
+    hits: tuple[TextHit, ...] = field(default=(), converter=_tuple)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,10 +9,13 @@ URLs). A backend has a capability only if it can really use it: an fsspec blob s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MAX_SIGNED_URL_LIFETIME", "SupportsSignedUrls"]
+from opencatalog.domain.jobs import Job
+
+__all__ = ["MAX_SIGNED_URL_LIFETIME", "SupportsSignedUrls", "SupportsTransactionalEnqueue"]
 
 MAX_SIGNED_URL_LIFETIME = timedelta(days=7)
 """The longest ``expires_in`` a signed URL may have (the S3 signature version 4 limit)."""
@@ -33,4 +36,31 @@ class SupportsSignedUrls(Protocol):
         are only known once the bytes have been hashed, so stores sign ``GET`` only: uploads
         go through ``BlobStore.put``.
         """
+        ...
+
+
+@runtime_checkable
+class SupportsTransactionalEnqueue(Protocol):
+    """A task queue that can add a job inside the caller's open write unit of work, so the job
+    exists if and only if that transaction commits (the job table is the outbox of jobs: a
+    crash between a change and its job cannot lose the job).
+
+    Services enqueue through this when the queue offers it and the unit of work belongs to the
+    queue's storage (``accepts``); otherwise they enqueue right after the commit.
+    """
+
+    def accepts(self, uow: object) -> bool:
+        """True when ``uow`` is a unit of work of the storage this queue keeps its jobs in."""
+        ...
+
+    def enqueue_in(
+        self,
+        uow: Any,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> Job:
+        """Like ``TaskQueue.enqueue``, inside ``uow`` (which ``accepts`` approved)."""
         ...

@@ -1,10 +1,21 @@
 """The search index port.
 
-A search index holds ``DatasetDocument``s, the derived, denormalised form of datasets, and
-answers ``SearchQuery``s with ``SearchPage``s. It is derived data: storage is the truth, an
-outbox feeds the index, and ``reindex`` rebuilds it, so an index may be cleared and refilled at
-any time. The matching, facet and sort rules every implementation follows are stated in
-:mod:`opencatalog.domain.search`; the shipped kit :mod:`opencatalog.testing.search` checks them.
+A search index holds three logical indices (:data:`~opencatalog.domain.search.INDEX_NAMES`):
+
+* **packages**: ``DatasetDocument``s, the derived, denormalised form of datasets, answering
+  ``SearchQuery``s with ``SearchPage``s (facets, sorting, visibility);
+* **resources**: ``ResourceDocument``s, one per resource, replaced per dataset;
+* **contents**: ``ContentDocument``s, chunks of the text the pipeline extracted from resource
+  files, replaced per resource.
+
+The resources and contents indices answer word queries (``TextQuery``) with ``TextPage``s.
+Their documents carry no permission labels: callers map hits to dataset ids and let the
+packages index (which does) decide what the actor may see.
+
+The index is derived data: storage is the truth, an outbox feeds the index, and ``reindex``
+rebuilds it, so an index may be cleared and refilled at any time. The matching, facet and
+sort rules every implementation follows are stated in :mod:`opencatalog.domain.search`; the
+shipped kit :mod:`opencatalog.testing.search` checks them.
 
 Implementations are found by URL scheme through the entry-point group ``opencatalog.search``;
 each exposes ``from_url(url, **options)`` as a classmethod.
@@ -13,24 +24,35 @@ each exposes ``from_url(url, **options)`` as a classmethod.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
-from opencatalog.domain.search import DatasetDocument, SearchPage, SearchQuery
+from opencatalog.domain.search import (
+    ContentDocument,
+    DatasetDocument,
+    ResourceDocument,
+    SearchPage,
+    SearchQuery,
+    TextPage,
+    TextQuery,
+)
 
 __all__ = ["IndexStats", "SearchIndex"]
 
 
 @frozen
 class IndexStats:
-    """Size of an index: live ``documents`` and bytes used (0 when unknown or in memory)."""
+    """Size of an index: live ``documents`` in the packages index, bytes used by all three
+    (0 when unknown or in memory), and the document count of each logical index by name
+    (``packages``, ``resources``, ``contents``)."""
 
     documents: int
     size_bytes: int
+    per_index: Mapping[str, int] = field(factory=dict)
 
 
 class SearchIndex(abc.ABC):
@@ -84,6 +106,73 @@ class SearchIndex(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> IndexStats:
         """Document count and size of the index."""
+
+    # -- resources and contents ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def index_resources(self, by_package: Mapping[str, Sequence[ResourceDocument]]) -> None:
+        """For each dataset id in ``by_package``, replace every resource document of that
+        dataset with the given ones (an empty sequence removes them all). Visible to
+        ``query_resources`` when this returns (outside ``bulk()``)."""
+
+    @abc.abstractmethod
+    def delete_resources(self, package_ids: Iterable[str]) -> None:
+        """Remove every resource document of these datasets."""
+
+    @abc.abstractmethod
+    def query_resources(self, q: TextQuery) -> TextPage:
+        """Resource documents matching ``q`` on ``name``, ``description`` and ``format``
+        (see :class:`~opencatalog.domain.search.TextQuery`); hit ids are resource ids."""
+
+    @abc.abstractmethod
+    def index_contents(self, by_resource: Mapping[str, Sequence[ContentDocument]]) -> None:
+        """For each resource id in ``by_resource``, replace every content chunk of that
+        resource with the given ones (an empty sequence removes them)."""
+
+    @abc.abstractmethod
+    def delete_contents(self, resource_ids: Iterable[str]) -> None:
+        """Remove every content chunk of these resources."""
+
+    @abc.abstractmethod
+    def delete_contents_of_packages(self, package_ids: Iterable[str]) -> None:
+        """Remove every content chunk of the resources of these datasets."""
+
+    @abc.abstractmethod
+    def query_contents(self, q: TextQuery) -> TextPage:
+        """Content chunks matching ``q`` on ``text``; hit ids are ``<resource_id>:<chunk>``."""
+
+    # -- administration ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def document_ids(self, index: str) -> Iterator[tuple[str, str]]:
+        """Every document of the logical ``index`` as ``(id, package_id)``, in no particular
+        order (for comparing with storage). ``index`` is one of ``INDEX_NAMES``
+        (``SearchQueryError`` otherwise); for ``packages`` both items are the dataset id."""
+
+    @abc.abstractmethod
+    def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        """The stored fields of one document of ``index`` as a JSON-ready dict (datetimes as
+        ISO 8601 strings), or None; for administrators inspecting the index."""
+
+    @abc.abstractmethod
+    def browse(
+        self, index: str, *, offset: int = 0, limit: int = 20
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The number of documents in ``index`` and one page of them (as ``get_document``
+        gives them), ordered by id."""
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[SearchIndex]:
+        """A new, empty index of the same kind, filled inside the block, that replaces this
+        one's contents when the block exits normally.
+
+        Until then queries keep answering from the current documents, and afterwards from the
+        new ones: users never see an empty or half-built index. If the block raises, the new
+        index is discarded and this one is unchanged. The yielded object is only valid inside
+        the block. The default (for indices that cannot build beside themselves) clears
+        nothing and yields ``self``, so the block re-indexes in place.
+        """
+        yield self
 
     def close(self) -> None:  # noqa: B027 - a concrete no-op default, not an abstract hook
         """Release files, writers and locks. The index must not be used afterwards.

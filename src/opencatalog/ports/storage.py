@@ -38,12 +38,14 @@ from typing import Self
 
 from attrs import field, frozen
 
+from opencatalog.domain.files import HealthStatus, PipelineStatus, ResourceFile
 from opencatalog.domain.model import (
     Activity,
     ApiToken,
     Dataset,
     Group,
     Membership,
+    Resource,
     State,
     User,
     Vocabulary,
@@ -58,6 +60,8 @@ __all__ = [
     "MembershipRepository",
     "OutboxEntry",
     "OutboxRepository",
+    "ResourceCriterion",
+    "ResourceFileRepository",
     "Storage",
     "TokenRepository",
     "UnitOfWork",
@@ -82,6 +86,22 @@ class DatasetFilter:
     group_id: str | None = None
     tag: str | None = None
     include_private: bool = True
+
+
+@frozen
+class ResourceCriterion:
+    """One ``field:term`` condition of a resource search (CKAN ``resource_search``).
+
+    Text fields (``name``, ``description``, ``format``, ``url``, ``mimetype``,
+    ``url_type``...) match when ``term`` is a case-insensitive *substring* of the value (an
+    empty term matches every resource); ``hash`` matches by case-insensitive *prefix*;
+    ``size`` and ``position`` match the number exactly (a term that is not an integer matches
+    nothing); any other field is looked up in the resource's extras and matched as a
+    substring of its JSON text. ``%``, ``_`` and ``\\`` in a term are literal characters.
+    """
+
+    field: str
+    term: str
 
 
 @frozen(kw_only=True)
@@ -187,6 +207,20 @@ class DatasetRepository(ABC):
         """Group or organization id to the number of matching datasets in it (both the
         ``owner_org`` and ``groups`` links count)."""
 
+    @abstractmethod
+    def search_resources(
+        self,
+        criteria: Sequence[ResourceCriterion],
+        *,
+        order_by: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[int, builtins.list[Resource]]:
+        """Resources of *active, public* datasets meeting every criterion (see
+        :class:`ResourceCriterion`): the total count and the requested page. Ordered by
+        ``order_by`` (a resource field, ascending) and then by resource id; by id alone when
+        ``order_by`` is None."""
+
 
 class GroupRepository(ABC):
     """Groups and organizations (one table, one name space)."""
@@ -276,6 +310,11 @@ class UserRepository(ABC):
     @abstractmethod
     def count(self, *, states: frozenset[State] = frozenset({State.ACTIVE})) -> int:
         """How many users are in these states."""
+
+    @abstractmethod
+    def search(self, q: str, *, limit: int = 20) -> builtins.list[User]:
+        """Active users whose name or full name contains ``q`` case-insensitively (``%`` and
+        ``_`` literal), ordered by name, at most ``limit`` (user autocomplete)."""
 
 
 class TokenRepository(ABC):
@@ -415,6 +454,54 @@ class OutboxRepository(ABC):
         """Delete applied entries. Missing ids are ignored."""
 
 
+class ResourceFileRepository(ABC):
+    """The derived state of resources' content (see :mod:`opencatalog.domain.files`), one
+    record per resource id. Written by uploads, the pipeline and the link checker only."""
+
+    @abstractmethod
+    def get(self, resource_id: str) -> ResourceFile | None:
+        """The record of this resource, or None."""
+
+    @abstractmethod
+    def get_many(self, resource_ids: Sequence[str]) -> builtins.list[ResourceFile]:
+        """The records of those ids that have one, in no particular order."""
+
+    @abstractmethod
+    def put(self, record: ResourceFile) -> None:
+        """Insert or replace the record of ``record.resource_id`` (every field, including
+        the step log and the link health)."""
+
+    @abstractmethod
+    def remove(self, resource_ids: Iterable[str]) -> None:
+        """Delete the records of these resources; ids without one are ignored."""
+
+    @abstractmethod
+    def list(
+        self,
+        *,
+        status: PipelineStatus | None = None,
+        health: HealthStatus | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> builtins.list[ResourceFile]:
+        """Records, optionally of one pipeline status and/or link health status, ordered by
+        ``updated`` (newest first), then resource id."""
+
+    @abstractmethod
+    def status_counts(self) -> dict[PipelineStatus, int]:
+        """How many records are in each pipeline status (every status present, 0 if none)."""
+
+    @abstractmethod
+    def health_counts(self) -> dict[HealthStatus | None, int]:
+        """How many records have each link health status; ``None`` counts the records never
+        checked. Every key present (0 if none)."""
+
+    @abstractmethod
+    def blob_keys(self) -> Iterable[str]:
+        """Every blob key any record names (``blob_key``, ``text_key``, ``preview_key``),
+        each once, in no particular order: what the orphan sweep must keep."""
+
+
 class UnitOfWork(ABC):
     """One transaction over all repositories. Use it as a context manager.
 
@@ -429,6 +516,7 @@ class UnitOfWork(ABC):
     vocabularies: VocabularyRepository
     activities: ActivityRepository
     outbox: OutboxRepository
+    files: ResourceFileRepository
 
     def __enter__(self) -> Self:
         return self

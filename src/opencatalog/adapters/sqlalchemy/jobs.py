@@ -225,6 +225,10 @@ class SqlJobQueue(TaskQueue):
         with self._tx(write=True) as connection:
             return self._enqueue(connection, kind, payload, dedupe_key, max_attempts)
 
+    def accepts(self, uow: object) -> bool:
+        """True for a unit of work of the storage this queue keeps its jobs in."""
+        return isinstance(uow, SqlAlchemyUnitOfWork) and uow.storage is self._storage
+
     def enqueue_in(
         self,
         uow: SqlAlchemyUnitOfWork | Connection,

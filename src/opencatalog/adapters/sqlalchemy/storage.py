@@ -177,6 +177,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.outbox = SqlOutboxRepository(ctx)
 
     @property
+    def storage(self) -> SqlAlchemyStorage:
+        """The storage this unit of work belongs to."""
+        return self._storage
+
+    @property
     def connection(self) -> Connection:
         """The SQLAlchemy connection of this unit of work (for adapter-level extensions)."""
         return self._connection
