@@ -23,9 +23,12 @@ from typing import Any
 
 from attrs import define, field, frozen
 
+from opencatalog.domain.jobs import Job
 from opencatalog.domain.model import Activity, Dataset, Group, State, User, snapshot, utcnow
 from opencatalog.domain.permissions import Action, Actor, Policy, Role, dataset_labels
 from opencatalog.errors import NotAuthorized, NotFound, ValidationFailed
+from opencatalog.ports.blobs import BlobStore
+from opencatalog.ports.capabilities import SupportsTransactionalEnqueue
 from opencatalog.ports.queue import TaskQueue
 from opencatalog.ports.search import SearchIndex
 from opencatalog.ports.security import PasswordHasher
@@ -58,6 +61,7 @@ class ServiceContext:
     outbox_topics: frozenset[str] = frozenset()
     search_index: SearchIndex | None = None
     task_queue: TaskQueue | None = None
+    blobs: BlobStore | None = None
 
 
 @frozen
@@ -87,6 +91,8 @@ class Call:
         self.now = ctx.clock()
         self.committed = False
         self._groups: dict[str, Group | None] = {}
+        self.after_commit: list[Callable[[], None]] = []
+        """Run after this call commits, before the catalog-wide ``ctx.after_commit`` hooks."""
         self._resource_owners: dict[str, str | None] = {}
 
     def resource_owners(self, resource_ids: Sequence[str]) -> dict[str, str]:
@@ -112,6 +118,35 @@ class Call:
         """Record a change for derived stores, in this transaction."""
         if topic in self.ctx.outbox_topics:
             self.uow.outbox.add(topic, object_id)
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> Job | None:
+        """Ask for background work caused by this call's change.
+
+        With a queue that supports transactional enqueue on this storage, the job is written
+        in this transaction (it exists if and only if the change commits) and returned;
+        otherwise it is enqueued right after the commit (None is returned). Without a queue
+        nothing happens.
+        """
+        queue = self.ctx.task_queue
+        if queue is None:
+            return None
+        if isinstance(queue, SupportsTransactionalEnqueue) and queue.accepts(self.uow):
+            return queue.enqueue_in(
+                self.uow, kind, payload, dedupe_key=dedupe_key, max_attempts=max_attempts
+            )
+
+        def enqueue_now() -> None:
+            queue.enqueue(kind, payload, dedupe_key=dedupe_key, max_attempts=max_attempts)
+
+        self.after_commit.append(enqueue_now)
+        return None
 
     def make_activity(
         self, object_type: str, verb: str, obj: Any, *, labels: tuple[str, ...] = ()
@@ -193,7 +228,7 @@ class Service:
             call = Call(self._ctx, uow, resolve_actor(uow, self._principal))
             yield call
         if call.committed:
-            for hook in self._ctx.after_commit:
+            for hook in [*call.after_commit, *self._ctx.after_commit]:
                 try:
                     hook()
                 except Exception:  # the write is durable; derived stores catch up later
