@@ -62,6 +62,7 @@ __all__ = [
     "FetchResult",
     "Fetcher",
     "HostRateLimiter",
+    "ProbeResult",
     "Resolver",
     "blocked_reason",
 ]
@@ -92,6 +93,7 @@ _CHUNK = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "opencatalog-fetch/0.1"
 _MAX_URL_LENGTH = 8192
+_PROBE_READ = 1024
 
 
 class FetchError(OpenCatalogError):
@@ -131,6 +133,29 @@ class FetchResult:
     redirects: tuple[str, ...] = ()
     sha256: str = ""
     content_encoding: str | None = None
+
+
+@frozen(kw_only=True)
+class ProbeResult:
+    """What a link check (:meth:`Fetcher.probe`) found: the final URL and 2xx status, the
+    method that got it (``HEAD``, or ``GET`` with a one-byte range when HEAD was refused),
+    and the final response's type, declared length and validators."""
+
+    final_url: str
+    status: int
+    method: str
+    content_type: str | None
+    content_length: int | None
+    etag: str | None
+    last_modified: str | None
+    redirects: tuple[str, ...] = ()
+
+
+def _content_length(resp: http.client.HTTPResponse) -> int | None:
+    value = resp.getheader("Content-Length")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value)
 
 
 class Resolver(Protocol):
@@ -627,18 +652,68 @@ class Fetcher:
         The sink never receives more than ``max_bytes`` bytes. Waiting for the first
         request's per-host slot is not counted in ``timeout``; everything after it is.
         """
+        target, exchange, redirects, deadline = self._follow(url, "GET", ())
+        try:
+            return self._read_body(target, exchange, sink, deadline, redirects)
+        finally:
+            exchange.close()
+
+    def probe(self, url: str) -> ProbeResult:
+        """Check that ``url`` answers, without downloading it (a link health check).
+
+        Sends ``HEAD``; when the server refuses HEAD (405, 501, or another 4xx/5xx that a
+        GET may not give), asks again with ``GET`` and ``Range: bytes=0-0`` and reads at most
+        a few bytes. Redirects are followed and every hop is checked exactly as in
+        :meth:`fetch`. Returns the final 2xx answer's status and validators; raises
+        :class:`FetchError` like :meth:`fetch` (``http_error`` carries the status).
+        """
+        try:
+            target, exchange, redirects, _ = self._follow(url, "HEAD", ())
+            method = "HEAD"
+        except FetchError as exc:
+            if exc.code != "http_error" or exc.status is None or exc.status < 400:
+                raise
+            target, exchange, redirects, _ = self._follow(url, "GET", (("Range", "bytes=0-0"),))
+            method = "GET"
+        try:
+            resp = exchange.response
+            assert resp is not None
+            if method == "GET":
+                with contextlib.suppress(Exception):
+                    resp.read1(_PROBE_READ)
+            return ProbeResult(
+                final_url=target.url,
+                status=resp.status,
+                method=method,
+                content_type=resp.getheader("Content-Type"),
+                content_length=_content_length(resp),
+                etag=resp.getheader("ETag"),
+                last_modified=resp.getheader("Last-Modified"),
+                redirects=tuple(redirects),
+            )
+        finally:
+            exchange.close()
+
+    def _follow(
+        self, url: str, method: str, headers: Sequence[tuple[str, str]]
+    ) -> tuple[_Target, _Exchange, list[str], float]:
+        """Send ``method`` to ``url`` and follow redirects (each hop checked); returns the
+        final target, its open exchange with a 2xx response (the caller closes it), the
+        redirect chain and the deadline. Raises FetchError for anything else."""
         target = _parse_url(url, allowed_ports=self.allowed_ports, check=self._check)
         self._wait_for_slot(target.host, deadline=None)
         deadline = self._clock() + self.timeout
         redirects: list[str] = []
         while True:
-            exchange = self._request(target, deadline)
+            exchange = self._request(target, deadline, method=method, headers=headers)
+            done = False
             try:
                 resp = exchange.response
                 assert resp is not None
                 status = resp.status
                 if 200 <= status < 300:
-                    return self._read_body(target, exchange, sink, deadline, redirects)
+                    done = True
+                    return target, exchange, redirects, deadline
                 if status not in _REDIRECT_STATUSES:
                     raise FetchError("http_error", f"the server answered {status}", status=status)
                 location = resp.getheader("Location")
@@ -659,7 +734,8 @@ class Fetcher:
                 redirects.append(next_target.url)
                 target = next_target
             finally:
-                exchange.close()
+                if not done:
+                    exchange.close()
             self._wait_for_slot(target.host, deadline=deadline)
 
     def _wait_for_slot(self, host: str, *, deadline: float | None) -> None:
@@ -741,7 +817,14 @@ class Fetcher:
             raise FetchError("timeout", "the connection timed out") from last
         raise FetchError("connection_error", "the server could not be reached") from last
 
-    def _request(self, target: _Target, deadline: float) -> _Exchange:
+    def _request(
+        self,
+        target: _Target,
+        deadline: float,
+        *,
+        method: str = "GET",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> _Exchange:
         addresses = self._resolve(target, deadline)
         sock = self._connect(target, addresses, deadline)
         exchange = _Exchange(sock, target.host, target.port, deadline - self._clock())
@@ -749,12 +832,16 @@ class Fetcher:
         conn = exchange.conn
         try:
             sock.settimeout(max(deadline - self._clock(), 0.001))
-            conn.putrequest("GET", target.request_target, skip_host=True, skip_accept_encoding=True)
+            conn.putrequest(
+                method, target.request_target, skip_host=True, skip_accept_encoding=True
+            )
             conn.putheader("Host", target.host_header)
             conn.putheader("User-Agent", self._user_agent)
             conn.putheader("Accept", "*/*")
             conn.putheader("Accept-Encoding", "identity")
             conn.putheader("Connection", "close")
+            for name, value in headers:
+                conn.putheader(name, value)
             conn.endheaders()
             exchange.response = conn.getresponse()
         except BaseException as exc:
