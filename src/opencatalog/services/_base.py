@@ -27,6 +27,7 @@ from opencatalog.domain.jobs import Job
 from opencatalog.domain.model import Activity, Dataset, Group, State, User, snapshot, utcnow
 from opencatalog.domain.permissions import Action, Actor, Policy, Role, dataset_labels
 from opencatalog.errors import NotAuthorized, NotFound, ValidationFailed
+from opencatalog.pipeline.fetch import Fetcher
 from opencatalog.ports.blobs import BlobStore
 from opencatalog.ports.capabilities import SupportsTransactionalEnqueue
 from opencatalog.ports.queue import TaskQueue
@@ -62,6 +63,8 @@ class ServiceContext:
     search_index: SearchIndex | None = None
     task_queue: TaskQueue | None = None
     blobs: BlobStore | None = None
+    fetcher: Fetcher | None = None
+    """Fetches external URLs for the pipeline and the link checker (None: no network)."""
 
 
 @frozen
