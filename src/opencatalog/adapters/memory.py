@@ -8,19 +8,22 @@ snapshot and never wait. Domain objects are frozen, so the copies are shallow.
 from __future__ import annotations
 
 import builtins
+import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from opencatalog.domain.files import HealthStatus, PipelineStatus, ResourceFile
 from opencatalog.domain.model import (
     Activity,
     ApiToken,
     Dataset,
     Group,
     Membership,
+    Resource,
     State,
     User,
     Vocabulary,
@@ -35,6 +38,8 @@ from opencatalog.ports.storage import (
     MembershipRepository,
     OutboxEntry,
     OutboxRepository,
+    ResourceCriterion,
+    ResourceFileRepository,
     Storage,
     TokenRepository,
     UnitOfWork,
@@ -62,6 +67,7 @@ class _State:
         self.activities: list[Activity] = []
         self.outbox: list[OutboxEntry] = []
         self.outbox_seq = 0
+        self.files: dict[str, ResourceFile] = {}
 
     def copy(self) -> _State:
         new = _State.__new__(_State)
@@ -156,6 +162,8 @@ class _Datasets(DatasetRepository):
         self._s.dataset_names.pop(ds.name, None)
         for res in ds.resources:
             self._s.resource_owner.pop(res.id, None)
+        for rid in [r for r, f in self._s.files.items() if f.package_id == dataset_id]:
+            del self._s.files[rid]
 
     def _select(self, flt: DatasetFilter) -> builtins.list[Dataset]:
         return [ds for ds in self._s.datasets.values() if _matches(flt, ds)]
@@ -198,6 +206,81 @@ class _Datasets(DatasetRepository):
             for gid in linked:
                 counts[gid] = counts.get(gid, 0) + 1
         return counts
+
+    def search_resources(
+        self,
+        criteria: Sequence[ResourceCriterion],
+        *,
+        order_by: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[int, builtins.list[Resource]]:
+        tests = [_resource_test(c) for c in criteria]
+        found = [
+            res
+            for ds in self._s.datasets.values()
+            if ds.state is State.ACTIVE and not ds.private
+            for res in ds.resources
+            if all(test(res) for test in tests)
+        ]
+        found.sort(key=lambda r: r.id)
+        if order_by is not None:
+            found.sort(key=_resource_sort_key(order_by))
+        end = None if limit is None else offset + limit
+        return len(found), found[offset:end]
+
+
+#: Resource fields matched as integers (exactly) and by prefix; every other field of
+#: :class:`Resource` is text, and any name that is not a field is an extras key.
+_INT_FIELDS = frozenset({"size", "position"})
+_RESOURCE_FIELDS = frozenset(a.name for a in attrs.fields(Resource)) - {"extras"}
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _resource_test(c: ResourceCriterion) -> Callable[[Resource], bool]:
+    term = c.term.lower()
+    name = c.field
+    if name in _INT_FIELDS:
+        try:
+            number = int(c.term.strip())
+        except ValueError:
+            return lambda res: False
+        return lambda res: getattr(res, name) == number
+    if name == "hash":
+        return lambda res: res.hash is not None and res.hash.lower().startswith(term)
+    if name in _RESOURCE_FIELDS:
+
+        def text_test(res: Resource) -> bool:
+            value = _text(getattr(res, name))
+            return value is not None and term in value.lower()
+
+        return text_test
+
+    def extra_test(res: Resource) -> bool:
+        if name not in res.extras:
+            return False
+        return term in json.dumps(res.extras[name], ensure_ascii=False).lower()
+
+    return extra_test
+
+
+def _resource_sort_key(order_by: str) -> Callable[[Resource], tuple[bool, Any]]:
+    """Ascending by the field, values that are missing (None) last."""
+    if order_by not in _RESOURCE_FIELDS:
+        raise ValueError(f"cannot order resources by {order_by!r}")
+
+    def key(res: Resource) -> tuple[bool, Any]:
+        value = getattr(res, order_by)
+        return (value is None, value if value is not None else 0)
+
+    return key
 
 
 class _Groups(GroupRepository):
@@ -343,6 +426,15 @@ class _Users(UserRepository):
 
     def count(self, *, states: frozenset[State] = frozenset({State.ACTIVE})) -> int:
         return len(self._select(states))
+
+    def search(self, q: str, *, limit: int = 20) -> builtins.list[User]:
+        wanted = q.lower()
+        found = [
+            u
+            for u in self._select(frozenset({State.ACTIVE}))
+            if wanted in u.name.lower() or (u.fullname is not None and wanted in u.fullname.lower())
+        ]
+        return found[:limit]
 
 
 class _Tokens(TokenRepository):
@@ -498,6 +590,60 @@ class _Outbox(OutboxRepository):
         self._s.outbox = [e for e in self._s.outbox if e.id not in gone]
 
 
+class _Files(ResourceFileRepository):
+    def __init__(self, s: _State) -> None:
+        self._s = s
+
+    def get(self, resource_id: str) -> ResourceFile | None:
+        return self._s.files.get(resource_id)
+
+    def get_many(self, resource_ids: Sequence[str]) -> builtins.list[ResourceFile]:
+        files = self._s.files
+        return [files[rid] for rid in dict.fromkeys(resource_ids) if rid in files]
+
+    def put(self, record: ResourceFile) -> None:
+        self._s.files[record.resource_id] = record
+
+    def remove(self, resource_ids: Iterable[str]) -> None:
+        for rid in resource_ids:
+            self._s.files.pop(rid, None)
+
+    def list(
+        self,
+        *,
+        status: PipelineStatus | None = None,
+        health: HealthStatus | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> builtins.list[ResourceFile]:
+        items = [
+            f
+            for f in self._s.files.values()
+            if (status is None or f.status is status)
+            and (health is None or (f.health is not None and f.health.status is health))
+        ]
+        items.sort(key=lambda f: f.resource_id)
+        items.sort(key=lambda f: f.updated, reverse=True)
+        end = None if limit is None else offset + limit
+        return items[offset:end]
+
+    def status_counts(self) -> dict[PipelineStatus, int]:
+        counts = dict.fromkeys(PipelineStatus, 0)
+        for f in self._s.files.values():
+            counts[f.status] += 1
+        return counts
+
+    def health_counts(self) -> dict[HealthStatus | None, int]:
+        counts: dict[HealthStatus | None, int] = dict.fromkeys(HealthStatus, 0)
+        counts[None] = 0
+        for f in self._s.files.values():
+            counts[None if f.health is None else f.health.status] += 1
+        return counts
+
+    def blob_keys(self) -> Iterable[str]:
+        return {key for f in self._s.files.values() for key in f.blob_keys()}
+
+
 class _MemoryUnitOfWork(UnitOfWork):
     def __init__(self, storage: MemoryStorage, write: bool) -> None:
         self._storage = storage
@@ -517,6 +663,7 @@ class _MemoryUnitOfWork(UnitOfWork):
         self.vocabularies = _Vocabularies(state)
         self.activities = _Activities(state)
         self.outbox = _Outbox(state)
+        self.files = _Files(state)
 
     def commit(self) -> None:
         if not self._write:
