@@ -23,6 +23,7 @@ from .admin import info, init, upgrade
 from .bulk import dump, load
 from .datasets import dataset
 from .groups import group, org
+from .health import health
 from .jobs import jobs
 from .search import reindex, search
 
@@ -65,5 +66,6 @@ for _command in (
     search,
     reindex,
     jobs,
+    health,
 ):
     main.add_command(_command)

@@ -13,6 +13,7 @@ from opencatalog.errors import ConfigurationError, NotFound
 from ._base import Principal, ServiceContext, resolve_actor
 from .datasets import DatasetService, ResourceService
 from .groups import GroupService
+from .health import HealthService
 from .indexing import Indexer
 from .jobs import JobService
 from .search import SearchService
@@ -55,6 +56,7 @@ class Catalog:
         self.licenses = LicenseService(ctx, p)
         self.activities = ActivityService(ctx, p)
         self.jobs = JobService(ctx, p)
+        self.health = HealthService(ctx, p)
         self._search: SearchService | None = None
         if ctx.search_index is not None and indexer is not None:
             self._search = SearchService(ctx, p, index=ctx.search_index, indexer=indexer)
