@@ -230,8 +230,10 @@ class _Datasets(DatasetRepository):
         return len(found), found[offset:end]
 
 
-#: Resource fields matched as integers (exactly) and by prefix; every other field of
-#: :class:`Resource` is text, and any name that is not a field is an extras key.
+#: Resource fields matched as integers (exactly); ``hash`` matches by prefix, every other
+#: field of :class:`Resource` is text (datetimes as ISO 8601), and any name that is not a
+#: field is an extras key whose value matches as compact JSON text. An empty term matches
+#: every resource, except on the integer fields (it is not an integer).
 _INT_FIELDS = frozenset({"size", "position"})
 _RESOURCE_FIELDS = frozenset(a.name for a in attrs.fields(Resource)) - {"extras"}
 
@@ -253,6 +255,8 @@ def _resource_test(c: ResourceCriterion) -> Callable[[Resource], bool]:
         except ValueError:
             return lambda res: False
         return lambda res: getattr(res, name) == number
+    if not term:
+        return lambda res: True
     if name == "hash":
         return lambda res: res.hash is not None and res.hash.lower().startswith(term)
     if name in _RESOURCE_FIELDS:
@@ -266,7 +270,8 @@ def _resource_test(c: ResourceCriterion) -> Callable[[Resource], bool]:
     def extra_test(res: Resource) -> bool:
         if name not in res.extras:
             return False
-        return term in json.dumps(res.extras[name], ensure_ascii=False).lower()
+        text = json.dumps(res.extras[name], ensure_ascii=False, separators=(",", ":"))
+        return term in text.lower()
 
     return extra_test
 

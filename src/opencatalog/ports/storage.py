@@ -178,7 +178,8 @@ class DatasetRepository(ABC):
 
     @abstractmethod
     def remove(self, dataset_id: str) -> None:
-        """Delete the dataset and everything it owns for good. Missing ids are ignored."""
+        """Delete the dataset and everything it owns for good. Missing ids are ignored.
+        The resource file records of the dataset (``package_id == dataset_id``) go with it."""
 
     @abstractmethod
     def list(

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from opencatalog.domain.files import HealthStatus, LinkHealth, PipelineStatus, ResourceFile
+from opencatalog.domain.jobs import StepLog
 from opencatalog.domain.model import (
     Activity,
     ApiToken,
@@ -42,6 +44,7 @@ __all__ = [
     "ACTIVITY_COLUMNS",
     "DATASET_COLUMNS",
     "GROUP_COLUMNS",
+    "RESOURCE_FILE_COLUMNS",
     "TOKEN_COLUMNS",
     "USER_COLUMNS",
     "activity_from_row",
@@ -59,6 +62,9 @@ __all__ = [
     "loads",
     "membership_from_row",
     "postgresql_datetime",
+    "resource_file_from_row",
+    "resource_file_to_row",
+    "resource_from_doc",
     "sqlite_datetime",
     "token_from_row",
     "token_to_row",
@@ -229,6 +235,11 @@ def _resource_from_doc(doc: dict[str, Any]) -> Resource:
         doc["last_modified"] = _fromiso(last)
     doc["metadata_modified"] = _fromiso(doc["metadata_modified"])
     return Resource(**doc)
+
+
+def resource_from_doc(text: str) -> Resource:
+    """A resource from its object in a dataset document, as JSON text."""
+    return _resource_from_doc(loads(text))
 
 
 def dataset_from_doc(text: str) -> Dataset:
@@ -462,4 +473,131 @@ def activity_from_row(row: Sequence[Any]) -> Activity:
         activity_type=activity_type,
         data=loads(data),
         permission_labels=loads(labels),
+    )
+
+
+# -- resource files --------------------------------------------------------------------------
+
+_PIPELINE_STATUSES: Mapping[str, PipelineStatus] = {s.value: s for s in PipelineStatus}
+_HEALTH_STATUSES: Mapping[str, HealthStatus] = {s.value: s for s in HealthStatus}
+
+#: Column order of the resource file rows :func:`resource_file_from_row` reads.
+RESOURCE_FILE_COLUMNS = (
+    "resource_id",
+    "package_id",
+    "blob_key",
+    "uploaded",
+    "size",
+    "sha256",
+    "mimetype",
+    "format",
+    "encoding",
+    "text_key",
+    "text_truncated",
+    "preview_key",
+    "status",
+    "job_id",
+    "error",
+    "steps",
+    "source_url",
+    "health_status",
+    "health_checked",
+    "health_http_status",
+    "health_error",
+    "health_etag",
+    "health_last_modified",
+    "updated",
+)
+
+
+def resource_file_to_row(record: ResourceFile) -> dict[str, Any]:
+    """The ``resource_files`` row of a record; ``steps`` as a JSON list of
+    :meth:`StepLog.to_dict` objects, the link health spread over the ``health_*`` columns."""
+    health = record.health
+    return {
+        "resource_id": record.resource_id,
+        "package_id": record.package_id,
+        "blob_key": record.blob_key,
+        "uploaded": record.uploaded,
+        "size": record.size,
+        "sha256": record.sha256,
+        "mimetype": record.mimetype,
+        "format": record.format,
+        "encoding": record.encoding,
+        "text_key": record.text_key,
+        "text_truncated": record.text_truncated,
+        "preview_key": record.preview_key,
+        "status": record.status.value,
+        "job_id": record.job_id,
+        "error": record.error,
+        "steps": dumps([step.to_dict() for step in record.steps]),
+        "source_url": record.source_url,
+        "health_status": None if health is None else health.status.value,
+        "health_checked": None if health is None else health.checked,
+        "health_http_status": None if health is None else health.http_status,
+        "health_error": None if health is None else health.error,
+        "health_etag": None if health is None else health.etag,
+        "health_last_modified": None if health is None else health.last_modified,
+        "updated": record.updated,
+    }
+
+
+def resource_file_from_row(row: Sequence[Any]) -> ResourceFile:
+    """A record from a row with the columns of :data:`RESOURCE_FILE_COLUMNS`, in order."""
+    (
+        resource_id,
+        package_id,
+        blob_key,
+        uploaded,
+        size,
+        sha256,
+        mimetype,
+        fmt,
+        encoding,
+        text_key,
+        text_truncated,
+        preview_key,
+        status,
+        job_id,
+        error,
+        steps,
+        source_url,
+        health_status,
+        health_checked,
+        health_http_status,
+        health_error,
+        health_etag,
+        health_last_modified,
+        updated,
+    ) = row
+    health = None
+    if health_status is not None:
+        health = LinkHealth(
+            status=_HEALTH_STATUSES[health_status],
+            checked=health_checked,
+            http_status=health_http_status,
+            error=health_error,
+            etag=health_etag,
+            last_modified=health_last_modified,
+        )
+    return ResourceFile(
+        resource_id=resource_id,
+        package_id=package_id,
+        blob_key=blob_key,
+        uploaded=bool(uploaded),
+        size=None if size is None else int(size),
+        sha256=sha256,
+        mimetype=mimetype,
+        format=fmt,
+        encoding=encoding,
+        text_key=text_key,
+        text_truncated=bool(text_truncated),
+        preview_key=preview_key,
+        status=_PIPELINE_STATUSES[status],
+        job_id=job_id,
+        error=error,
+        steps=tuple(StepLog.from_dict(d) for d in loads(steps)),
+        source_url=source_url,
+        health=health,
+        updated=updated,
     )

@@ -1,4 +1,4 @@
-"""The eight repositories of the storage port over SQLAlchemy Core, and error translation.
+"""The nine repositories of the storage port over SQLAlchemy Core, and error translation.
 
 Every repository of a unit of work shares one :class:`SqlContext`: the unit of work's
 connection, its statements and the rules every write follows:
@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import attrs
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Delete,
     Executable,
@@ -34,27 +35,34 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     false,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
+    type_coerce,
+    union,
     update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import JSON, Text
 
+from opencatalog.domain.files import HealthStatus, PipelineStatus, ResourceFile
 from opencatalog.domain.model import (
     Activity,
     ApiToken,
     Dataset,
     Group,
     Membership,
+    Resource,
     State,
     User,
     Vocabulary,
@@ -70,6 +78,8 @@ from opencatalog.ports.storage import (
     MembershipRepository,
     OutboxEntry,
     OutboxRepository,
+    ResourceCriterion,
+    ResourceFileRepository,
     TokenRepository,
     UserRepository,
     VocabularyRepository,
@@ -86,6 +96,7 @@ from .tables import dataset_tag as dataset_tag_t
 from .tables import grp as grp_t
 from .tables import member as member_t
 from .tables import outbox as outbox_t
+from .tables import resource_files as resource_files_t
 from .tables import usr as usr_t
 from .tables import vocabulary as vocabulary_t
 
@@ -97,6 +108,7 @@ __all__ = [
     "SqlGroupRepository",
     "SqlMembershipRepository",
     "SqlOutboxRepository",
+    "SqlResourceFileRepository",
     "SqlTokenRepository",
     "SqlUserRepository",
     "SqlVocabularyRepository",
@@ -122,6 +134,7 @@ UNIQUE_FIELDS: Mapping[str, str] = {
     "pk_activity": "id",
     "pk_member": "user_id",
     "pk_outbox": "id",
+    "pk_resource_files": "resource_id",
 }
 
 #: Largest number of bound values in one ``IN (...)`` list.
@@ -311,6 +324,25 @@ class Statements:
             select(o.id, o.topic, o.object_id, o.created).order_by(o.id).limit(bindparam("limit"))
         )
 
+        f = resource_files_t.c
+        self.resource_file_columns = [f[name] for name in m.RESOURCE_FILE_COLUMNS]
+        file_upsert: Any
+        if dialect_name == "postgresql":
+            file_upsert = pg_dialect.insert(resource_files_t)
+        else:
+            file_upsert = sqlite_dialect.insert(resource_files_t)
+        self.upsert_resource_file = file_upsert.on_conflict_do_update(
+            index_elements=[f.resource_id],
+            set_={
+                name: file_upsert.excluded[name]
+                for name in m.RESOURCE_FILE_COLUMNS
+                if name != "resource_id"
+            },
+        )
+        self.delete_files_of_dataset = delete(resource_files_t).where(
+            f.package_id == bindparam("id")
+        )
+
 
 class SqlContext:
     """What the repositories of one unit of work share: its connection and the write rules."""
@@ -489,6 +521,93 @@ def dataset_conditions(flt: DatasetFilter) -> list[ColumnElement[bool]]:
     if vis is not None:
         conds.append(vis)
     return conds
+
+
+#: Resource fields compared as integers; ``hash`` is matched by prefix; the other fields of
+#: :class:`Resource` are text (datetimes as the ISO 8601 text of the document); any other
+#: name is an extras key.
+_RESOURCE_INT_FIELDS = frozenset({"size", "position"})
+_RESOURCE_FIELDS = frozenset(a.name for a in attrs.fields(Resource)) - {"extras"}
+
+
+def _like_pattern(term: str, *, prefix: bool = False) -> str:
+    """A LIKE pattern matching ``term`` literally (``%``, ``_`` and ``\\`` escaped with
+    ``\\``) as a substring, or as a prefix."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%" if prefix else f"%{escaped}%"
+
+
+class _ResourceRows:
+    """The resources of the datasets' documents as rows, one per resource, for SQL filters.
+
+    SQLite: ``dataset JOIN json_each(dataset.doc, '$.resources')``; PostgreSQL: ``dataset
+    JOIN LATERAL json_array_elements(doc::json -> 'resources')``. ``json`` (not ``jsonb``)
+    keeps the document's own text, so an extras value reads back as the compact JSON the
+    document holds on both databases.
+    """
+
+    def __init__(self, is_postgresql: bool) -> None:
+        self.is_postgresql = is_postgresql
+        if is_postgresql:
+            items = type_coerce(cast(dataset_t.c.doc, JSON), JSON)["resources"]
+            self.rows: Any = func.json_array_elements(items).table_valued("value").lateral("r")
+        else:
+            self.rows = func.json_each(dataset_t.c.doc, "$.resources").table_valued("value")
+            self.rows = self.rows.alias("r")
+
+    def source(self) -> Any:
+        return dataset_t.join(self.rows, true())
+
+    def text(self) -> ColumnElement[Any]:
+        """The resource's JSON object as text."""
+        return cast(self.rows.c.value, Text) if self.is_postgresql else self.rows.c.value
+
+    def field(self, name: str) -> ColumnElement[Any]:
+        """A top-level field of the resource: text, or an integer for the integer fields."""
+        if self.is_postgresql:
+            value = type_coerce(self.rows.c.value, JSON)[name].as_string()
+            return cast(value, BigInteger) if name in _RESOURCE_INT_FIELDS else value
+        return func.json_extract(self.rows.c.value, f"$.{name}")
+
+    def extra_text(self, name: str) -> ColumnElement[Any]:
+        """The compact JSON text of the extras value ``name`` (NULL when absent)."""
+        if self.is_postgresql:
+            extras = type_coerce(self.rows.c.value, JSON)["extras"]
+            return cast(type_coerce(extras, JSON)[name], Text)
+        e = func.json_each(self.rows.c.value, "$.extras").table_valued("key", "value", "type")
+        e = e.alias("e")
+        as_json = case(
+            (e.c.type == "true", literal("true")),
+            (e.c.type == "false", literal("false")),
+            (e.c.type == "null", literal("null")),
+            else_=func.json_quote(e.c.value),
+        )
+        return select(as_json).select_from(e).where(e.c.key == name).scalar_subquery()
+
+    def condition(self, c: ResourceCriterion) -> ColumnElement[bool]:
+        term = c.term
+        if c.field in _RESOURCE_INT_FIELDS:
+            try:
+                number = int(term.strip())
+            except ValueError:
+                return false()
+            return self.field(c.field) == number
+        if not term:
+            return true()
+        if c.field == "hash":
+            return self.field("hash").ilike(_like_pattern(term, prefix=True), escape="\\")
+        if c.field in _RESOURCE_FIELDS:
+            return self.field(c.field).ilike(_like_pattern(term), escape="\\")
+        return self.extra_text(c.field).ilike(_like_pattern(term), escape="\\")
+
+    def sort_key(self, name: str) -> ColumnElement[Any]:
+        """Ascending by the field, by code point for text, missing values last."""
+        if name not in _RESOURCE_FIELDS:
+            raise ValueError(f"cannot order resources by {name!r}")
+        key = self.field(name)
+        if self.is_postgresql and name not in _RESOURCE_INT_FIELDS:
+            key = key.collate("C")
+        return key.asc().nulls_last()
 
 
 class SqlDatasetRepository(DatasetRepository):
@@ -670,9 +789,10 @@ class SqlDatasetRepository(DatasetRepository):
         ctx._seen[ds.id] = ds
 
     def remove(self, dataset_id: str) -> None:
-        with self._ctx.atomic(several=False, noun="dataset"):
-            # The query tables follow by ON DELETE CASCADE.
+        with self._ctx.atomic(several=True, noun="dataset"):
+            # The query tables follow by ON DELETE CASCADE; the resource files are not linked.
             self._ctx.run(self._q.delete_dataset, {"id": dataset_id})
+            self._ctx.run(self._q.delete_files_of_dataset, {"id": dataset_id})
         self._ctx._seen.pop(dataset_id, None)
 
     def list(
@@ -734,6 +854,33 @@ class SqlDatasetRepository(DatasetRepository):
             for group_id, count in self._ctx.rows(stmt):
                 counts[group_id] = counts.get(group_id, 0) + int(count)
         return counts
+
+    def search_resources(
+        self,
+        criteria: Sequence[ResourceCriterion],
+        *,
+        order_by: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[int, builtins.list[Resource]]:
+        """Resource search in SQL over the ``resources`` array of each active public dataset's
+        document (``json_each`` on SQLite, ``json_array_elements`` on PostgreSQL)."""
+        expand = _ResourceRows(self._q.is_postgresql)
+        d = dataset_t.c
+        conds: list[ColumnElement[bool]] = [d.state == State.ACTIVE.value, d.private == false()]
+        conds += [expand.condition(c) for c in criteria]
+        source = expand.source()
+        total = self._ctx.scalar(select(func.count()).select_from(source).where(*conds))
+        stmt = select(expand.text()).select_from(source).where(*conds)
+        if order_by is not None:
+            stmt = stmt.order_by(expand.sort_key(order_by))
+        stmt = stmt.order_by(expand.field("id"))
+        if offset:
+            stmt = stmt.offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        page = [m.resource_from_doc(row[0]) for row in self._ctx.rows(stmt)]
+        return int(total or 0), page
 
 
 # -- groups --------------------------------------------------------------------------------
@@ -921,6 +1068,23 @@ class SqlUserRepository(UserRepository):
             .where(u.state.in_(sorted(s.value for s in states)) if states else false())
         )
         return int(self._ctx.scalar(stmt))
+
+    def search(self, q: str, *, limit: int = 20) -> builtins.list[User]:
+        u = usr_t.c
+        pattern = _like_pattern(q)
+        stmt = (
+            select(*self._q.user_columns)
+            .where(
+                u.state == State.ACTIVE.value,
+                or_(
+                    u.name.ilike(pattern, escape="\\"),
+                    u.fullname.ilike(pattern, escape="\\"),
+                ),
+            )
+            .order_by(u.name)
+            .limit(limit)
+        )
+        return [m.user_from_row(row) for row in self._ctx.rows(stmt)]
 
 
 class SqlTokenRepository(TokenRepository):
@@ -1129,3 +1293,96 @@ class SqlOutboxRepository(OutboxRepository):
         with self._ctx.atomic(several=len(ids) > _CHUNK, noun="outbox entry"):
             for chunk in _chunks(ids):
                 self._ctx.run(delete(outbox_t).where(outbox_t.c.id.in_(chunk)))
+
+
+# -- resource files --------------------------------------------------------------------------
+
+
+class SqlResourceFileRepository(ResourceFileRepository):
+    """One row per resource with content state; ``put`` is an upsert."""
+
+    def __init__(self, ctx: SqlContext) -> None:
+        self._ctx = ctx
+        self._q = ctx.statements
+
+    def get(self, resource_id: str) -> ResourceFile | None:
+        stmt = select(*self._q.resource_file_columns).where(
+            resource_files_t.c.resource_id == resource_id
+        )
+        row = self._ctx.first(stmt)
+        return None if row is None else m.resource_file_from_row(row)
+
+    def get_many(self, resource_ids: Sequence[str]) -> builtins.list[ResourceFile]:
+        found: list[ResourceFile] = []
+        for chunk in _chunks(list(dict.fromkeys(resource_ids))):
+            stmt = select(*self._q.resource_file_columns).where(
+                resource_files_t.c.resource_id.in_(chunk)
+            )
+            found += [m.resource_file_from_row(row) for row in self._ctx.rows(stmt)]
+        return found
+
+    def put(self, record: ResourceFile) -> None:
+        with self._ctx.atomic(several=False, noun="resource file"):
+            self._ctx.run(
+                self._q.upsert_resource_file,
+                m.resource_file_to_row(record),
+                noun="resource file",
+            )
+
+    def remove(self, resource_ids: Iterable[str]) -> None:
+        ids = list(dict.fromkeys(resource_ids))
+        if not ids:
+            return
+        with self._ctx.atomic(several=len(ids) > _CHUNK, noun="resource file"):
+            for chunk in _chunks(ids):
+                self._ctx.run(
+                    delete(resource_files_t).where(resource_files_t.c.resource_id.in_(chunk))
+                )
+
+    def list(
+        self,
+        *,
+        status: PipelineStatus | None = None,
+        health: HealthStatus | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> builtins.list[ResourceFile]:
+        f = resource_files_t.c
+        stmt = select(*self._q.resource_file_columns)
+        if status is not None:
+            stmt = stmt.where(f.status == status.value)
+        if health is not None:
+            stmt = stmt.where(f.health_status == health.value)
+        stmt = stmt.order_by(f.updated.desc(), f.resource_id)
+        if offset:
+            stmt = stmt.offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [m.resource_file_from_row(row) for row in self._ctx.rows(stmt)]
+
+    def status_counts(self) -> dict[PipelineStatus, int]:
+        f = resource_files_t.c
+        counts = dict.fromkeys(PipelineStatus, 0)
+        stmt = select(f.status, func.count()).group_by(f.status)
+        for status, count in self._ctx.rows(stmt):
+            counts[PipelineStatus(status)] = int(count)
+        return counts
+
+    def health_counts(self) -> dict[HealthStatus | None, int]:
+        f = resource_files_t.c
+        counts: dict[HealthStatus | None, int] = dict.fromkeys(HealthStatus, 0)
+        counts[None] = 0
+        stmt = select(f.health_status, func.count()).group_by(f.health_status)
+        for health, count in self._ctx.rows(stmt):
+            counts[None if health is None else HealthStatus(health)] = int(count)
+        return counts
+
+    def blob_keys(self) -> Iterable[str]:
+        f = resource_files_t.c
+        stmt = union(
+            *(
+                select(col).where(col.is_not(None))
+                for col in (f.blob_key, f.text_key, f.preview_key)
+            )
+        )
+        return [row[0] for row in self._ctx.rows(stmt)]

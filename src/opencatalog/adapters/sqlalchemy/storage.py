@@ -52,6 +52,7 @@ from .repositories import (
     SqlGroupRepository,
     SqlMembershipRepository,
     SqlOutboxRepository,
+    SqlResourceFileRepository,
     SqlTokenRepository,
     SqlUserRepository,
     SqlVocabularyRepository,
@@ -148,7 +149,7 @@ def _file_writer_lock(path: str) -> threading.Lock:
 
 
 class SqlAlchemyUnitOfWork(UnitOfWork):
-    """One database transaction over the eight SQL repositories.
+    """One database transaction over the nine SQL repositories.
 
     The connection is taken from the pool when the unit of work is created and returned by
     :meth:`close` (called on leaving the ``with`` block, after a rollback of anything not
@@ -175,6 +176,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.vocabularies = SqlVocabularyRepository(ctx)
         self.activities = SqlActivityRepository(ctx)
         self.outbox = SqlOutboxRepository(ctx)
+        self.files = SqlResourceFileRepository(ctx)
 
     @property
     def storage(self) -> SqlAlchemyStorage:

@@ -6,7 +6,9 @@ and one JSON decode. Secondary tables are kept in step with ``doc`` on every wri
 only to answer queries: ``dataset_resource`` (resource ids are unique across datasets),
 ``dataset_tag`` (tag filters and counts) and ``dataset_group`` (group filters and counts).
 
-Other aggregates (groups, users, tokens, vocabularies, activities) are plain rows.
+Other aggregates (groups, users, tokens, vocabularies, activities) are plain rows, and so
+are ``resource_files`` (what the pipeline and the link checker derived from each resource's
+content; the step log is a JSON list).
 
 Conventions:
 
@@ -57,6 +59,7 @@ __all__ = [
     "metadata",
     "name_type",
     "outbox",
+    "resource_files",
     "usr",
     "vocabulary",
 ]
@@ -272,3 +275,37 @@ outbox = Table(
     Column("created", UtcDateTime(), nullable=False),
     sqlite_autoincrement=True,
 )
+
+resource_files = Table(
+    "resource_files",
+    metadata,
+    Column("resource_id", _id(), nullable=False),
+    Column("package_id", _id(), nullable=False),
+    Column("blob_key", Text(), nullable=True),
+    Column("uploaded", Boolean(), nullable=False),
+    Column("size", BigInteger(), nullable=True),
+    Column("sha256", String(), nullable=True),
+    Column("mimetype", Text(), nullable=True),
+    Column("format", Text(), nullable=True),
+    Column("encoding", Text(), nullable=True),
+    Column("text_key", Text(), nullable=True),
+    Column("text_truncated", Boolean(), nullable=False),
+    Column("preview_key", Text(), nullable=True),
+    Column("status", String(), nullable=False),
+    Column("job_id", _id(), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("steps", Text(), nullable=False),
+    Column("source_url", Text(), nullable=True),
+    Column("health_status", String(), nullable=True),
+    Column("health_checked", UtcDateTime(), nullable=True),
+    Column("health_http_status", Integer(), nullable=True),
+    Column("health_error", Text(), nullable=True),
+    Column("health_etag", Text(), nullable=True),
+    Column("health_last_modified", Text(), nullable=True),
+    Column("updated", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("resource_id"),
+)
+Index("ix_resource_files_package_id", resource_files.c.package_id)
+Index("ix_resource_files_status", resource_files.c.status)
+Index("ix_resource_files_health_status", resource_files.c.health_status)
+Index("ix_resource_files_updated", resource_files.c.updated)
