@@ -19,10 +19,23 @@ after a stall), the late ``complete`` is refused by the queue and logged; the ot
 Stopping is graceful: :meth:`Worker.stop` lets running handlers finish and record their
 outcome, and claims nothing new. :meth:`Worker.run_until_idle` runs jobs in the calling
 thread until none is runnable (tests, notebooks, ``opencatalog worker --once``).
+
+A ``deadline`` (seconds) bounds each run of a handler: a handler still running when it
+passes is given up on. The worker records the attempt as failed ("deadline exceeded"), so the
+queue retries it after its backoff and dead-letters it after ``max_attempts``; it stops
+renewing the lease and moves on to the next job. Python cannot kill a thread, so the hung
+handler is left running on its own daemon thread and whatever it returns later is dropped
+(its outcome is never recorded). Handlers therefore stay idempotent and bounded themselves;
+the deadline is the last line of defence against one that is not.
+
+:class:`InProcessJobs` runs a catalog's jobs inside the catalog's own process: a background
+worker woken right after each commit that enqueued a job (see :class:`WakingQueue`), and
+:meth:`InProcessJobs.run_pending` for callers who want the work done before they go on.
 """
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import signal
@@ -30,16 +43,25 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
-from opencatalog.domain.jobs import Job, JobFailed, StepLog
+from opencatalog.domain.jobs import Job, JobFailed, JobStatus, StepLog
 from opencatalog.errors import ConfigurationError, OpenCatalogError
+from opencatalog.ports.capabilities import SupportsTransactionalEnqueue
 from opencatalog.ports.queue import TaskQueue
 
-__all__ = ["Handler", "Worker", "default_worker_id", "install_signal_handlers"]
+__all__ = [
+    "Handler",
+    "InProcessJobs",
+    "WakingQueue",
+    "Worker",
+    "default_worker_id",
+    "install_signal_handlers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +69,12 @@ Handler = Callable[[Job], Sequence[StepLog]]
 """Runs one job and returns its step log; raises to fail the job."""
 
 _FINISH_TRIES = 5
+
+
+class _DeadlineExceeded(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"deadline exceeded: the handler ran longer than {seconds:g}s")
+        self.seconds = seconds
 
 
 def default_worker_id() -> str:
@@ -59,7 +87,9 @@ class Worker:
 
     ``worker_id`` names the worker in leases (each thread claims as ``<worker_id>/<n>``);
     ``lease`` is how long a claim lasts without a heartbeat; ``poll_interval`` (seconds) is
-    the wait after finding no runnable job; ``threads`` is the number of jobs run at once.
+    the longest wait after finding no runnable job (:meth:`wake` ends it early); ``threads``
+    is the number of jobs run at once; ``deadline`` (seconds, None for none) the longest a
+    handler may run before the worker gives up on it (see the module docstring).
     """
 
     def __init__(
@@ -72,6 +102,7 @@ class Worker:
         poll_interval: float = 1.0,
         threads: int = 1,
         heartbeat_interval: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         if not handlers:
             raise ConfigurationError("A worker needs at least one job handler")
@@ -81,6 +112,8 @@ class Worker:
             raise ConfigurationError("A worker's lease must be positive")
         if poll_interval < 0:
             raise ConfigurationError("A worker's poll interval must not be negative")
+        if deadline is not None and deadline <= 0:
+            raise ConfigurationError("A worker's job deadline must be positive")
         self.queue = queue
         self.handlers: dict[str, Handler] = dict(handlers)
         self.worker_id = worker_id or default_worker_id()
@@ -90,8 +123,12 @@ class Worker:
         self.heartbeat_interval = (
             heartbeat_interval if heartbeat_interval is not None else lease.total_seconds() / 3
         )
+        self.deadline = deadline
         self._stopping = threading.Event()
+        self._wakeup = threading.Event()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0  # threads between the start of a claim and the end of its job
         self._active: dict[str, str] = {}  # job id -> lease owner
         self._pool: list[threading.Thread] = []
         self._heartbeat: threading.Thread | None = None
@@ -99,6 +136,7 @@ class Worker:
         self.completed = 0
         self.failed = 0
         self.superseded = 0
+        self.abandoned = 0
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -146,6 +184,22 @@ class Worker:
     def request_stop(self) -> None:
         """Ask the worker to stop after the running jobs; returns at once (signal-safe)."""
         self._stopping.set()
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """Tell idle worker threads to look for a job now instead of at the next poll."""
+        self._wakeup.set()
+
+    @property
+    def finished(self) -> int:
+        """How many job runs this worker has ended (complete, failed, superseded or given up
+        on)."""
+        return self.completed + self.failed + self.superseded + self.abandoned
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no worker thread is claiming or running a job; True when idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def stop(self, *, wait: bool = True, timeout: float | None = None) -> bool:
         """Stop claiming jobs; with ``wait``, block until running handlers have finished and
@@ -153,6 +207,7 @@ class Worker:
         if not self._stopping.is_set():
             logger.info("Worker %s stopping", self.worker_id)
         self._stopping.set()
+        self._wakeup.set()
         if not wait:
             return not self.running
         return self.join(timeout=timeout)
@@ -176,10 +231,11 @@ class Worker:
         self._start_heartbeat()
         try:
             while not self._stopping.is_set() and (max_jobs is None or ran < max_jobs):
-                job = self.queue.claim(owner, lease=self.lease, kinds=self.handlers)
-                if job is None:
-                    break
-                self._execute(job, owner)
+                with self._claiming():
+                    job = self.queue.claim(owner, lease=self.lease, kinds=self.handlers)
+                    if job is None:
+                        break
+                    self._execute(job, owner)
                 ran += 1
         finally:
             if not self.running:
@@ -188,10 +244,30 @@ class Worker:
 
     # -- the loop --------------------------------------------------------------------------
 
+    @contextmanager
+    def _claiming(self) -> Iterator[None]:
+        """Count this thread as busy from its claim to the end of the job it got."""
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait up to ``seconds``, ending early on :meth:`wake` or a stop."""
+        if self._wakeup.wait(seconds):
+            self._wakeup.clear()
+
     def _loop(self, owner: str) -> None:
         while not self._stopping.is_set():
             try:
-                job = self.queue.claim(owner, lease=self.lease, kinds=self.handlers)
+                with self._claiming():
+                    job = self.queue.claim(owner, lease=self.lease, kinds=self.handlers)
+                    if job is not None:
+                        self._execute(job, owner)
             except OpenCatalogError as exc:
                 logger.warning("Worker %s could not claim a job: %s", owner, exc)
                 self._stopping.wait(max(self.poll_interval, 0.1))
@@ -201,10 +277,31 @@ class Worker:
                 self._stopping.wait(max(self.poll_interval, 0.1))
                 continue
             if job is None:
-                self._stopping.wait(self.poll_interval)
-                continue
-            self._execute(job, owner)
+                self._pause(self.poll_interval)
         logger.debug("Worker thread %s ended", owner)
+
+    def _run_handler(self, handler: Handler, job: Job) -> Sequence[StepLog]:
+        """Run ``handler``, on a helper thread when there is a deadline; raises
+        ``_DeadlineExceeded`` when the handler is still running at the deadline."""
+        if self.deadline is None:
+            return tuple(handler(job))
+        outcome: list[Any] = []
+
+        def target() -> None:
+            try:
+                outcome.append((True, tuple(handler(job))))
+            except BaseException as exc:  # handed to the worker thread below
+                outcome.append((False, exc))
+
+        runner = threading.Thread(target=target, name=f"opencatalog-job-{job.id[:8]}", daemon=True)
+        runner.start()
+        runner.join(self.deadline)
+        if runner.is_alive():
+            raise _DeadlineExceeded(self.deadline)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
     def _execute(self, job: Job, owner: str) -> None:
         handler = self.handlers[job.kind]
@@ -221,7 +318,20 @@ class Worker:
         started = time.monotonic()
         try:
             try:
-                steps = tuple(handler(job))
+                steps = tuple(self._run_handler(handler, job))
+            except _DeadlineExceeded as exc:
+                with self._lock:
+                    self._active.pop(job.id, None)  # no more heartbeats for this run
+                logger.error(
+                    "Job %s (%s) attempt %d: the handler passed its deadline of %ss; "
+                    "given up on (its late outcome will be dropped)",
+                    job.id,
+                    job.kind,
+                    job.attempts,
+                    exc.seconds,
+                )
+                self.abandoned += 1
+                self._finish(job, owner, error=str(exc), steps=(), count=False)
             except JobFailed as exc:
                 self._finish(job, owner, error=exc.message, steps=exc.steps)
             except Exception as exc:
@@ -236,7 +346,15 @@ class Worker:
                 self._active.pop(job.id, None)
             logger.debug("Job %s took %.3fs", job.id, time.monotonic() - started)
 
-    def _finish(self, job: Job, owner: str, *, error: str | None, steps: Sequence[StepLog]) -> None:
+    def _finish(
+        self,
+        job: Job,
+        owner: str,
+        *,
+        error: str | None,
+        steps: Sequence[StepLog],
+        count: bool = True,
+    ) -> None:
         """Record the outcome, retrying briefly on backend errors (a busy database). If it
         still cannot be recorded, the lease runs out and the job runs again."""
         for attempt in range(1, _FINISH_TRIES + 1):
@@ -256,7 +374,8 @@ class Worker:
                 time.sleep(0.05 * 2**attempt)
                 continue
             if not accepted:
-                self.superseded += 1
+                if count:
+                    self.superseded += 1
                 logger.warning(
                     "Job %s was taken over by another worker; this run's outcome is dropped",
                     job.id,
@@ -265,7 +384,8 @@ class Worker:
                 self.completed += 1
                 logger.info("Job %s (%s) complete", job.id, job.kind)
             else:
-                self.failed += 1
+                if count:
+                    self.failed += 1
                 logger.info("Job %s (%s) failed: %s", job.id, job.kind, error)
             return
 
@@ -320,3 +440,188 @@ def install_signal_handlers(
     for number in signals:
         previous[number] = signal.signal(number, on_signal)
     return previous
+
+
+# -- jobs inside the catalog's process ------------------------------------------------------
+
+
+class WakingQueue(TaskQueue):
+    """A task queue that tells a callback when new work may be runnable.
+
+    It passes every call to ``queue``. A job enqueued or retried on its own (committed at
+    once) calls ``on_work`` right away. A job enqueued inside a caller's unit of work
+    (``enqueue_in``) only exists once that unit commits, so it just raises a flag; the
+    catalog's after-commit hook calls :meth:`after_commit`, which calls ``on_work`` if the
+    flag is up. (A commit of another thread may take the flag first; the poll interval is
+    the bound on that rare delay.)
+    """
+
+    def __init__(self, queue: TaskQueue, on_work: Callable[[], None]) -> None:
+        self.inner = queue
+        self._on_work = on_work
+        self._flag = threading.Event()
+
+    def after_commit(self) -> None:
+        """A write committed: wake the consumer if a job was enqueued inside a unit of work."""
+        if self._flag.is_set():
+            self._flag.clear()
+            self._on_work()
+
+    def accepts(self, uow: object) -> bool:
+        inner = self.inner
+        return isinstance(inner, SupportsTransactionalEnqueue) and inner.accepts(uow)
+
+    def enqueue_in(
+        self,
+        uow: Any,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> Job:
+        inner = self.inner
+        if not isinstance(inner, SupportsTransactionalEnqueue):  # accepts() said no
+            raise ConfigurationError("This queue cannot enqueue inside a unit of work")
+        job = inner.enqueue_in(uow, kind, payload, dedupe_key=dedupe_key, max_attempts=max_attempts)
+        self._flag.set()
+        return job
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        max_attempts: int = 3,
+    ) -> Job:
+        job = self.inner.enqueue(kind, payload, dedupe_key=dedupe_key, max_attempts=max_attempts)
+        self._on_work()
+        return job
+
+    def claim(
+        self, worker_id: str, *, lease: timedelta, kinds: Collection[str] | None = None
+    ) -> Job | None:
+        return self.inner.claim(worker_id, lease=lease, kinds=kinds)
+
+    def heartbeat(self, job_id: str, worker_id: str, lease: timedelta) -> bool:
+        return self.inner.heartbeat(job_id, worker_id, lease)
+
+    def complete(self, job_id: str, worker_id: str, steps: Sequence[StepLog] = ()) -> bool:
+        return self.inner.complete(job_id, worker_id, steps)
+
+    def fail(self, job_id: str, worker_id: str, error: str, steps: Sequence[StepLog] = ()) -> bool:
+        accepted = self.inner.fail(job_id, worker_id, error, steps)
+        if accepted:
+            self._on_work()  # a retry with no backoff is runnable at once
+        return accepted
+
+    def get(self, job_id: str) -> Job | None:
+        return self.inner.get(job_id)
+
+    def list(
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        kind: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> builtins.list[Job]:
+        return self.inner.list(status=status, kind=kind, offset=offset, limit=limit)
+
+    def stats(self) -> dict[JobStatus, int]:
+        return self.inner.stats()
+
+    def retry(self, job_id: str) -> Job:
+        job = self.inner.retry(job_id)
+        self._on_work()
+        return job
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class InProcessJobs:
+    """The jobs of one catalog, run in the catalog's own process.
+
+    With ``background=True`` a :class:`Worker` thread runs jobs as they come (``wake`` ends
+    its idle wait). :meth:`run_pending` runs every runnable job before it returns: in the
+    calling thread, and waiting for the background worker's runs, so that afterwards nothing
+    is runnable (jobs waiting out a retry backoff are not runnable yet).
+    """
+
+    def __init__(
+        self,
+        queue: TaskQueue,
+        handlers: Mapping[str, Handler],
+        *,
+        background: bool = True,
+        threads: int = 1,
+        lease: timedelta = timedelta(minutes=5),
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers: dict[str, Handler] = dict(handlers)
+        self.deadline = deadline
+        self.lease = lease
+        self.worker: Worker | None = None
+        if background:
+            self.worker = Worker(
+                queue,
+                self.handlers,
+                worker_id=f"{default_worker_id()}:in-process",
+                lease=lease,
+                poll_interval=poll_interval,
+                threads=threads,
+                deadline=deadline,
+            )
+        self._inline = Worker(
+            queue,
+            self.handlers,
+            worker_id=f"{default_worker_id()}:inline",
+            lease=lease,
+            poll_interval=poll_interval,
+            deadline=deadline,
+        )
+        self._inline_lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the background worker, if there is one."""
+        if self.worker is not None and not self.worker.running:
+            self.worker.start()
+
+    def wake(self) -> None:
+        """New work may be runnable: end the background worker's idle wait."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    def run_pending(self, *, max_jobs: int | None = None, timeout: float | None = None) -> int:
+        """Run jobs until none is runnable and the background worker is idle; return how many
+        ran in this thread. ``max_jobs`` caps those; ``timeout`` (seconds) caps the wait for
+        the background worker."""
+        ran = 0
+        with self._inline_lock:
+            while True:
+                before = self.worker.finished if self.worker is not None else 0
+                left = None if max_jobs is None else max_jobs - ran
+                if left is not None and left <= 0:
+                    return ran
+                now_ran = self._inline.run_until_idle(max_jobs=left)
+                ran += now_ran
+                if self.worker is not None:
+                    if not self.worker.wait_idle(timeout):
+                        return ran
+                    if self.worker.finished != before:
+                        continue
+                if now_ran == 0:
+                    return ran
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Stop the background worker, letting a running job finish (up to ``timeout``)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.worker is not None:
+            self.worker.stop(wait=True, timeout=timeout)
