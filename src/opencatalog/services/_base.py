@@ -65,6 +65,10 @@ class ServiceContext:
     blobs: BlobStore | None = None
     fetcher: Fetcher | None = None
     """Fetches external URLs for the pipeline and the link checker (None: no network)."""
+    upload_secret: bytes | None = field(default=None, repr=False)
+    """Signs upload URLs (None: a random key per process; see ``services.files``)."""
+    upload_max_bytes: int | None = None
+    """The largest upload accepted (None: ``services.files.DEFAULT_UPLOAD_MAX_BYTES``)."""
 
 
 @frozen
