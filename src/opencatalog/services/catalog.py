@@ -12,6 +12,7 @@ from opencatalog.errors import ConfigurationError, NotFound
 
 from ._base import Principal, ServiceContext, resolve_actor
 from .datasets import DatasetService, ResourceService
+from .files import FileService
 from .groups import GroupService
 from .health import HealthService
 from .indexing import Indexer
@@ -57,6 +58,7 @@ class Catalog:
         self.activities = ActivityService(ctx, p)
         self.jobs = JobService(ctx, p)
         self.health = HealthService(ctx, p)
+        self.files = FileService(ctx, p)
         self._search: SearchService | None = None
         if ctx.search_index is not None and indexer is not None:
             self._search = SearchService(ctx, p, index=ctx.search_index, indexer=indexer)
