@@ -12,11 +12,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from opencatalog.adapters.sqlalchemy import SqlAlchemyStorage
+from opencatalog.adapters.sqlalchemy import SqlAlchemyStorage, migrations
 from opencatalog.adapters.sqlalchemy.tables import metadata
 from opencatalog.errors import AlreadyExists, BackendError
 from opencatalog.ports.storage import DatasetFilter
-from opencatalog.testing.storage import StorageTests, bump, make_dataset, store
+from opencatalog.testing.storage import (
+    StorageTests,
+    bump,
+    make_dataset,
+    make_resource_file,
+    store,
+    store_files,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -93,6 +100,25 @@ def test_migrated_schema_matches_the_tables_module(pg_storage: SqlAlchemyStorage
         diff = compare_metadata(context, metadata)
     relevant = [d for d in diff if "ix_dataset_modified_name" not in repr(d)]
     assert relevant == []
+
+
+def test_a_database_at_revision_0002_is_upgraded_keeping_its_data(postgres_url: str) -> None:
+    storage = SqlAlchemyStorage.from_url(postgres_url)
+    try:
+        with storage.engine.begin() as connection:
+            migrations.upgrade(connection, "0002")
+        assert storage.current_revision() == "0002"
+        ds = make_dataset("older", resources=1)
+        store(storage, ds)
+        storage.initialize()
+        assert storage.current_revision() == SqlAlchemyStorage.head_revision() == "0003"
+        record = make_resource_file(ds.resources[0].id, ds.id)
+        store_files(storage, record)
+        with storage.unit_of_work() as uow:
+            assert uow.datasets.get(ds.id) == ds
+            assert uow.files.get(record.resource_id) == record
+    finally:
+        storage.close()
 
 
 def test_names_sort_by_code_point(pg_storage: SqlAlchemyStorage) -> None:

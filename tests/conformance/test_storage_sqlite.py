@@ -19,7 +19,13 @@ from opencatalog.adapters.sqlalchemy import SqlAlchemyStorage, migrations
 from opencatalog.adapters.sqlalchemy.tables import metadata
 from opencatalog.errors import BackendError, ConfigurationError
 from opencatalog.ports.storage import DatasetFilter
-from opencatalog.testing.storage import StorageTests, make_dataset, store
+from opencatalog.testing.storage import (
+    StorageTests,
+    make_dataset,
+    make_resource_file,
+    store,
+    store_files,
+)
 
 
 class TestSqliteFileStorage(StorageTests):
@@ -230,6 +236,25 @@ def test_a_database_from_a_newer_version_is_refused(file_storage: SqlAlchemyStor
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffffffff'")
     with pytest.raises(ConfigurationError, match="newer"):
         file_storage.initialize()
+
+
+def test_a_database_at_revision_0002_is_upgraded_keeping_its_data(db_path: Path) -> None:
+    storage = SqlAlchemyStorage.from_url(f"sqlite:///{db_path}")
+    try:
+        with storage.engine.begin() as connection:
+            migrations.upgrade(connection, "0002")
+        assert storage.current_revision() == "0002"
+        ds = make_dataset("older", resources=1)
+        store(storage, ds)
+        storage.initialize()
+        assert storage.current_revision() == SqlAlchemyStorage.head_revision() == "0003"
+        record = make_resource_file(ds.resources[0].id, ds.id)
+        store_files(storage, record)
+        with storage.unit_of_work() as uow:
+            assert uow.datasets.get(ds.id) == ds
+            assert uow.files.get(record.resource_id) == record
+    finally:
+        storage.close()
 
 
 def test_migrations_ship_inside_the_package() -> None:

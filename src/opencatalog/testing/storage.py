@@ -37,6 +37,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from opencatalog.domain.files import HealthStatus, LinkHealth, PipelineStatus, ResourceFile
+from opencatalog.domain.jobs import StepLog, StepStatus
 from opencatalog.domain.model import (
     Activity,
     ApiToken,
@@ -52,7 +54,7 @@ from opencatalog.domain.model import (
 )
 from opencatalog.domain.permissions import Visibility
 from opencatalog.errors import AlreadyExists, BackendError, Conflict, NotFound
-from opencatalog.ports.storage import DatasetFilter, Storage, UnitOfWork
+from opencatalog.ports.storage import DatasetFilter, ResourceCriterion, Storage, UnitOfWork
 
 __all__ = [
     "T0",
@@ -63,11 +65,13 @@ __all__ = [
     "make_group",
     "make_organization",
     "make_resource",
+    "make_resource_file",
     "make_token",
     "make_user",
     "make_vocabulary",
     "new_id",
     "store",
+    "store_files",
 ]
 
 #: A fixed instant with microseconds, so round trips check sub-second precision.
@@ -104,6 +108,19 @@ def make_resource(package_id: str, *, position: int = 0, **fields: Any) -> Resou
     }
     values.update(fields)
     return Resource(**values)
+
+
+def make_resource_file(
+    resource_id: str | None = None, package_id: str | None = None, **fields: Any
+) -> ResourceFile:
+    """A pending resource file record (new ids unless given); ``fields`` override."""
+    values: dict[str, Any] = {
+        "resource_id": resource_id or new_id(),
+        "package_id": package_id or new_id(),
+        "updated": T0,
+    }
+    values.update(fields)
+    return ResourceFile(**values)
 
 
 def make_dataset(
@@ -216,6 +233,14 @@ def store(storage: Storage, *objects: Any) -> None:
     with storage.unit_of_work(write=True) as uow:
         for obj in objects:
             _add(uow, obj)
+        uow.commit()
+
+
+def store_files(storage: Storage, *records: ResourceFile) -> None:
+    """Put resource file records in one write unit of work and commit."""
+    with storage.unit_of_work(write=True) as uow:
+        for record in records:
+            uow.files.put(record)
         uow.commit()
 
 
@@ -1436,6 +1461,415 @@ class StorageTests:
         with storage.unit_of_work() as uow:
             (again,) = uow.outbox.pending()
         assert again.id > entry.id
+
+    # -- resource files ----------------------------------------------------------------------
+
+    def test_resource_file_round_trip_keeps_every_field(self, storage: Storage) -> None:
+        plus_two = timezone(timedelta(hours=2))
+        record = make_resource_file(
+            blob_key="sha256/ab/cd/abcd",
+            uploaded=True,
+            size=2**40,
+            sha256="ab" * 32,
+            mimetype="text/csv",
+            format="CSV",
+            encoding="utf-8",
+            text_key="sha256/12/34/1234",
+            text_truncated=True,
+            preview_key="sha256/56/78/5678",
+            status=PipelineStatus.ERROR,
+            job_id=new_id(),
+            error="fetch failed: ünïcode",
+            steps=(
+                StepLog(
+                    name="fetch",
+                    status=StepStatus.OK,
+                    started=T0,
+                    finished=T0 + timedelta(seconds=1),
+                ),
+                StepLog(name="extract", status=StepStatus.ERROR, message="bad", started=T0),
+            ),
+            source_url="https://example.org/data.csv",
+            health=LinkHealth(
+                status=HealthStatus.ERROR,
+                checked=datetime(2024, 1, 2, 5, 4, 5, 678901, tzinfo=plus_two),
+                http_status=503,
+                error="unavailable",
+                etag='"v1"',
+                last_modified="Tue, 02 Jan 2024 03:04:05 GMT",
+            ),
+            updated=datetime(2024, 1, 2, 5, 4, 5, 123456, tzinfo=plus_two),
+        )
+        bare = make_resource_file()
+        with storage.unit_of_work(write=True) as uow:
+            uow.files.put(record)
+            uow.files.put(bare)
+            assert uow.files.get(record.resource_id) == record  # own uncommitted write
+            uow.commit()
+        with storage.unit_of_work() as uow:
+            got = uow.files.get(record.resource_id)
+            assert got == record
+            assert got is not None and got.health is not None
+            _assert_utc(got.updated)
+            _assert_utc(got.health.checked)
+            assert got.steps[0].finished == T0 + timedelta(seconds=1)
+            assert uow.files.get(bare.resource_id) == bare
+            assert uow.files.get(new_id()) is None
+            many = uow.files.get_many([bare.resource_id, new_id(), record.resource_id])
+            assert sorted(many, key=lambda f: f.resource_id) == sorted(
+                [record, bare], key=lambda f: f.resource_id
+            )
+            assert uow.files.get_many([]) == []
+
+    def test_resource_file_put_replaces_every_field(self, storage: Storage) -> None:
+        first = make_resource_file(
+            blob_key="sha256/aa/aa/aaaa",
+            status=PipelineStatus.COMPLETE,
+            steps=(StepLog(name="fetch", status=StepStatus.OK),),
+            health=LinkHealth(status=HealthStatus.OK, checked=T0, http_status=200),
+            text_truncated=True,
+        )
+        store_files(storage, first)
+        second = make_resource_file(
+            first.resource_id, first.package_id, status=PipelineStatus.PROCESSING
+        )
+        store_files(storage, second)
+        with storage.unit_of_work() as uow:
+            got = uow.files.get(first.resource_id)
+            assert got == second
+            assert got is not None and got.health is None and got.steps == ()
+            assert got.blob_key is None and got.text_truncated is False
+            assert uow.files.status_counts()[PipelineStatus.PROCESSING] == 1
+
+    def test_resource_file_remove_ignores_missing_ids(self, storage: Storage) -> None:
+        a, b, c = make_resource_file(), make_resource_file(), make_resource_file()
+        store_files(storage, a, b, c)
+        with storage.unit_of_work(write=True) as uow:
+            uow.files.remove([a.resource_id, new_id(), c.resource_id])
+            uow.files.remove([])
+            uow.commit()
+        with storage.unit_of_work() as uow:
+            assert uow.files.get(a.resource_id) is None
+            assert uow.files.get(c.resource_id) is None
+            assert uow.files.get(b.resource_id) == b
+
+    def test_resource_files_list_filters_orders_and_pages(self, storage: Storage) -> None:
+        ok = LinkHealth(status=HealthStatus.OK, checked=T0)
+        broken = LinkHealth(status=HealthStatus.ERROR, checked=T0, http_status=404)
+        records = [
+            make_resource_file("r-a", status=PipelineStatus.COMPLETE, health=ok, updated=T0),
+            make_resource_file(
+                "r-b", status=PipelineStatus.ERROR, health=broken, updated=T0 + timedelta(1)
+            ),
+            make_resource_file("r-c", status=PipelineStatus.COMPLETE, updated=T0),
+            make_resource_file(
+                "r-d", status=PipelineStatus.COMPLETE, health=broken, updated=T0 - timedelta(1)
+            ),
+        ]
+        store_files(storage, *records)
+
+        def ids(items: Iterable[ResourceFile]) -> list[str]:
+            return [f.resource_id for f in items]
+
+        with storage.unit_of_work() as uow:
+            # Newest first, ties by resource id.
+            assert ids(uow.files.list()) == ["r-b", "r-a", "r-c", "r-d"]
+            assert ids(uow.files.list(offset=1, limit=2)) == ["r-a", "r-c"]
+            assert ids(uow.files.list(limit=0)) == []
+            assert ids(uow.files.list(status=PipelineStatus.COMPLETE)) == ["r-a", "r-c", "r-d"]
+            assert ids(uow.files.list(health=HealthStatus.ERROR)) == ["r-b", "r-d"]
+            both = uow.files.list(status=PipelineStatus.COMPLETE, health=HealthStatus.ERROR)
+            assert ids(both) == ["r-d"]
+            assert ids(uow.files.list(status=PipelineStatus.PENDING)) == []
+            assert ids(uow.files.list(health=HealthStatus.UNKNOWN)) == []
+
+    def test_resource_file_status_and_health_counts(self, storage: Storage) -> None:
+        with storage.unit_of_work() as uow:
+            assert uow.files.status_counts() == dict.fromkeys(PipelineStatus, 0)
+            assert uow.files.health_counts() == {
+                HealthStatus.OK: 0,
+                HealthStatus.ERROR: 0,
+                HealthStatus.UNKNOWN: 0,
+                None: 0,
+            }
+        ok = LinkHealth(status=HealthStatus.OK, checked=T0)
+        store_files(
+            storage,
+            make_resource_file(status=PipelineStatus.COMPLETE, health=ok),
+            make_resource_file(status=PipelineStatus.COMPLETE, health=ok),
+            make_resource_file(
+                status=PipelineStatus.ERROR,
+                health=LinkHealth(status=HealthStatus.UNKNOWN, checked=T0),
+            ),
+            make_resource_file(),
+        )
+        with storage.unit_of_work() as uow:
+            assert uow.files.status_counts() == {
+                PipelineStatus.PENDING: 1,
+                PipelineStatus.PROCESSING: 0,
+                PipelineStatus.COMPLETE: 2,
+                PipelineStatus.ERROR: 1,
+            }
+            assert uow.files.health_counts() == {
+                HealthStatus.OK: 2,
+                HealthStatus.ERROR: 0,
+                HealthStatus.UNKNOWN: 1,
+                None: 1,
+            }
+
+    def test_resource_file_blob_keys_name_every_key_once(self, storage: Storage) -> None:
+        with storage.unit_of_work() as uow:
+            assert list(uow.files.blob_keys()) == []
+        store_files(
+            storage,
+            make_resource_file(blob_key="k1", text_key="k2", preview_key="k3"),
+            make_resource_file(blob_key="k1", text_key="k4"),
+            make_resource_file(preview_key="k5"),
+            make_resource_file(),
+        )
+        with storage.unit_of_work() as uow:
+            keys = list(uow.files.blob_keys())
+        assert sorted(keys) == ["k1", "k2", "k3", "k4", "k5"]
+
+    def test_resource_file_writes_roll_back(self, storage: Storage) -> None:
+        kept = make_resource_file(status=PipelineStatus.COMPLETE)
+        store_files(storage, kept)
+        with storage.unit_of_work(write=True) as uow:
+            uow.files.put(make_resource_file())
+            uow.files.put(attrs.evolve(kept, status=PipelineStatus.ERROR))
+            uow.files.remove([kept.resource_id])
+            assert uow.files.get(kept.resource_id) is None
+        with storage.unit_of_work(write=True) as uow:
+            uow.files.put(make_resource_file())
+            uow.rollback()
+        with storage.unit_of_work() as uow:
+            assert uow.files.list() == [kept]
+
+    def test_removing_a_dataset_removes_its_resource_files(self, storage: Storage) -> None:
+        ds, other = make_dataset(resources=2), make_dataset(resources=1)
+        store(storage, ds, other)
+        mine = [make_resource_file(r.id, ds.id) for r in ds.resources]
+        theirs = make_resource_file(other.resources[0].id, other.id)
+        store_files(storage, *mine, theirs)
+        with storage.unit_of_work(write=True) as uow:
+            uow.datasets.remove(ds.id)
+            assert uow.files.get(mine[0].resource_id) is None
+            uow.commit()
+        with storage.unit_of_work() as uow:
+            assert uow.files.get_many([f.resource_id for f in mine]) == []
+            assert uow.files.list() == [theirs]
+
+    # -- resource search -----------------------------------------------------------------------
+
+    def _resource_search_fixture(self, storage: Storage) -> dict[str, Resource]:
+        """Resources of one public dataset plus decoys in a private and a deleted dataset;
+        returns the public ones by short name."""
+        ds_id = new_id()
+
+        def res(position: int, **fields: Any) -> Resource:
+            return make_resource(ds_id, position=position, **fields)
+
+        public = {
+            "one": res(
+                0,
+                name="One file",
+                description="The Index of everything",
+                format="CSV",
+                size=10,
+                hash="ABCDEF0123",
+                extras={"language": "en_GB", "pages": 3},
+            ),
+            "two": res(
+                1,
+                name="second",
+                description="indexes, 50%_off",
+                format="JSON",
+                size=100,
+                hash="0123ABCDEF",
+                extras={"language": "fr"},
+            ),
+            "three": res(2, name="third one", description=None, format="csv", size=110),
+        }
+        private_id, deleted_id = new_id(), new_id()
+        store(
+            storage,
+            make_dataset(id=ds_id, resources=list(public.values())),
+            make_dataset(
+                id=private_id,
+                private=True,
+                resources=[make_resource(private_id, name="one private", size=10)],
+            ),
+            make_dataset(
+                id=deleted_id,
+                state=State.DELETED,
+                resources=[make_resource(deleted_id, name="one deleted", size=10)],
+            ),
+        )
+        return public
+
+    @staticmethod
+    def _search(
+        uow: UnitOfWork, *criteria: tuple[str, str], **options: Any
+    ) -> tuple[int, set[str]]:
+        total, page = uow.datasets.search_resources(
+            [ResourceCriterion(f, t) for f, t in criteria], **options
+        )
+        return total, {r.id for r in page}
+
+    def test_search_resources_matches_substrings_case_insensitively(self, storage: Storage) -> None:
+        r = self._resource_search_fixture(storage)
+        with storage.unit_of_work() as uow:
+            assert self._search(uow, ("name", "nothing like it")) == (0, set())
+            assert self._search(uow, ("name", "one")) == (2, {r["one"].id, r["three"].id})
+            assert self._search(uow, ("name", "ONE F")) == (1, {r["one"].id})
+            assert self._search(uow, ("description", "index")) == (
+                2,
+                {r["one"].id, r["two"].id},
+            )
+            assert self._search(uow, ("format", "csv")) == (2, {r["one"].id, r["three"].id})
+            # Two criteria: both must hold.
+            assert self._search(uow, ("name", "one"), ("format", "CSV")) == (
+                2,
+                {r["one"].id, r["three"].id},
+            )
+            assert self._search(uow, ("name", "one"), ("description", "index")) == (
+                1,
+                {r["one"].id},
+            )
+            # The resource's own fields are there too.
+            assert self._search(uow, ("id", r["two"].id.upper())) == (1, {r["two"].id})
+            assert self._search(uow, ("url", "example.org/files/2")) == (1, {r["three"].id})
+
+    def test_search_resources_empty_term_matches_every_visible_resource(
+        self, storage: Storage
+    ) -> None:
+        r = self._resource_search_fixture(storage)
+        every = {res.id for res in r.values()}
+        with storage.unit_of_work() as uow:
+            assert self._search(uow) == (3, every)
+            assert self._search(uow, ("name", "")) == (3, every)
+            assert self._search(uow, ("description", "")) == (3, every)  # even when None
+
+    def test_search_resources_treats_like_wildcards_literally(self, storage: Storage) -> None:
+        r = self._resource_search_fixture(storage)
+        with storage.unit_of_work() as uow:
+            assert self._search(uow, ("description", "index%")) == (0, set())
+            assert self._search(uow, ("description", "in_ex")) == (0, set())
+            assert self._search(uow, ("description", "50%_off")) == (1, {r["two"].id})
+            assert self._search(uow, ("description", "0%_")) == (1, {r["two"].id})
+            assert self._search(uow, ("description", "\\")) == (0, set())
+
+    def test_search_resources_size_and_position_are_exact_integers(self, storage: Storage) -> None:
+        r = self._resource_search_fixture(storage)
+        with storage.unit_of_work() as uow:
+            assert self._search(uow, ("size", "10")) == (1, {r["one"].id})
+            assert self._search(uow, ("size", "1")) == (0, set())
+            assert self._search(uow, ("size", "ten")) == (0, set())
+            assert self._search(uow, ("size", "")) == (0, set())
+            assert self._search(uow, ("position", "2")) == (1, {r["three"].id})
+
+    def test_search_resources_hash_matches_by_prefix(self, storage: Storage) -> None:
+        r = self._resource_search_fixture(storage)
+        with storage.unit_of_work() as uow:
+            assert self._search(uow, ("hash", "abc")) == (1, {r["one"].id})
+            assert self._search(uow, ("hash", "0123")) == (1, {r["two"].id})
+            assert self._search(uow, ("hash", "def")) == (0, set())  # inside, not a prefix
+            assert self._search(uow, ("hash", "a%")) == (0, set())
+
+    def test_search_resources_looks_up_other_fields_in_extras(self, storage: Storage) -> None:
+        r = self._resource_search_fixture(storage)
+        with storage.unit_of_work() as uow:
+            assert self._search(uow, ("language", "en_gb")) == (1, {r["one"].id})
+            assert self._search(uow, ("language", "en_")) == (1, {r["one"].id})
+            assert self._search(uow, ("language", "e")) == (1, {r["one"].id})
+            assert self._search(uow, ("language", "FR")) == (1, {r["two"].id})
+            assert self._search(uow, ("language", "e%")) == (0, set())
+            assert self._search(uow, ("pages", "3")) == (1, {r["one"].id})
+            assert self._search(uow, ("no_such_key", "x")) == (0, set())
+
+    def test_search_resources_skips_private_and_deleted_datasets(self, storage: Storage) -> None:
+        r = self._resource_search_fixture(storage)
+        with storage.unit_of_work() as uow:
+            assert self._search(uow, ("name", "private")) == (0, set())
+            assert self._search(uow, ("name", "deleted")) == (0, set())
+            total, ids = self._search(uow, ("size", "10"))
+            assert (total, ids) == (1, {r["one"].id})
+
+    def test_search_resources_orders_and_pages(self, storage: Storage) -> None:
+        ds_id = new_id()
+        names = ["b", "a", "B", "a", "a_b", "a-b"]  # ordered by code point: B a a a-b a_b b
+        resources = [
+            make_resource(ds_id, position=i, name=n, size=100 - i) for i, n in enumerate(names)
+        ]
+        store(storage, make_dataset(id=ds_id, resources=resources))
+        by_name = sorted(resources, key=lambda res: (res.name or "", res.id))
+        by_id = sorted(resources, key=lambda res: res.id)
+        with storage.unit_of_work() as uow:
+            search = uow.datasets.search_resources
+            total, page = search([], order_by="name")
+            assert total == 6 and page == by_name
+            assert [res.name for res in page] == ["B", "a", "a", "a-b", "a_b", "b"]
+            total, page = search([], order_by="name", offset=1, limit=2)
+            assert total == 6 and page == by_name[1:3]
+            total, page = search([], order_by="size")
+            assert page == resources[::-1]
+            total, page = search([])
+            assert total == 6 and page == by_id
+            with_a = [res for res in by_name if "a" in (res.name or "")]
+            total, page = search([ResourceCriterion("name", "A")], order_by="name", offset=1)
+            assert total == 4 and page == with_a[1:]
+            total, page = search([], offset=10)
+            assert (total, page) == (6, [])
+
+    def test_search_resources_returns_the_stored_resources(self, storage: Storage) -> None:
+        ds = make_dataset(
+            resources=[
+                make_resource(
+                    "ignored",
+                    name="full",
+                    description="every field",
+                    mimetype="text/csv",
+                    hash="ff",
+                    size=5,
+                    url_type="upload",
+                    last_modified=T0,
+                    extras={"nested": {"list": [1, None, "é"]}},
+                )
+            ]
+        )
+        ds = attrs.evolve(ds, resources=[attrs.evolve(r, package_id=ds.id) for r in ds.resources])
+        store(storage, ds)
+        with storage.unit_of_work() as uow:
+            total, page = uow.datasets.search_resources([ResourceCriterion("name", "full")])
+        assert (total, page) == (1, list(ds.resources))
+
+    # -- user search ---------------------------------------------------------------------------
+
+    def test_user_search_matches_name_or_fullname(self, storage: Storage) -> None:
+        store(
+            storage,
+            make_user("alice", fullname="Alice Smith"),
+            make_user("bob", fullname="Robert ALIson"),
+            make_user("carol", fullname=None),
+            make_user("dave", fullname="Alice Deleted", state=State.DELETED),
+            make_user("al_x", fullname="Percent 100%"),
+        )
+
+        def names(q: str, **options: Any) -> list[str]:
+            with storage.unit_of_work() as uow:
+                return [u.name for u in uow.users.search(q, **options)]
+
+        assert names("ali") == ["alice", "bob"]
+        assert names("ALI") == ["alice", "bob"]
+        assert names("ali", limit=1) == ["alice"]
+        assert names("carol") == ["carol"]
+        assert names("l_") == ["al_x"]
+        assert names("100%") == ["al_x"]
+        assert names("%") == ["al_x"]
+        assert names("c%") == []
+        assert names("deleted") == []
+        assert names("nobody") == []
+        assert names("") == ["al_x", "alice", "bob", "carol"]
 
     # -- datetimes ---------------------------------------------------------------------------
 
