@@ -145,7 +145,7 @@ def safe_filename(name: object, *, default: str = "file") -> str:
         else:
             out.append("-")
     cleaned = re.sub(r"-{2,}", "-", "".join(out)).lstrip(".-").rstrip("-")
-    cleaned = re.sub(r"\.{2,}", ".", cleaned)
+    cleaned = re.sub(r"-*\.+-*", ".", cleaned).rstrip(".")
     if len(cleaned) > _MAX_FILENAME:
         stem, dot, ext = cleaned.rpartition(".")
         if dot and stem and 0 < len(ext) <= 16:
