@@ -1,4 +1,6 @@
-"""The stored form of a ``DatasetDocument``: one row of the document table.
+"""The stored forms of the documents: a ``DatasetDocument`` is one row of the document table,
+a ``ResourceDocument`` one row of the resource table, a ``ContentDocument`` one row of the
+content table.
 
 Tokenisation never happens in PostgreSQL. Every text value is split here with
 :func:`opencatalog.domain.search.tokenize` (the domain's rule: maximal runs of Unicode letters and
@@ -28,6 +30,13 @@ fit (a very long document, a word repeated more than 256 times, a token longer t
 lexemes beyond ``MAX_LEXEME_BYTES`` in one document are left out of ``text_tsv`` (logged as a
 warning): such words cannot be found.
 
+Resources and content chunks are searched on their default field only, stored the same way:
+``text_tsv`` (the values ``name``, ``description`` and ``format`` of a resource, the ``text`` of
+a chunk) with ``text_exact`` when the vector cannot decide. A content chunk of
+``CONTENT_CHUNK_CHARS`` (100,000) characters holds at most 100,000 code points, under 400 kB of
+distinct lexemes, so its vector always fits; its positions usually pass 16,383, so phrases in
+long chunks are checked on ``text_exact``.
+
 Strings PostgreSQL cannot store (NUL characters, lone surrogates) are replaced by U+FFFD, on
 the way in and in queries alike (:func:`clean`).
 """
@@ -36,13 +45,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+import attrs
 from opencatalog.domain.search import (
     DEFAULT_FIELD,
     EXTRAS_PREFIX,
+    ContentDocument,
     DatasetDocument,
+    ResourceDocument,
     facet_values,
     field_values,
     tokenize,
@@ -50,15 +63,20 @@ from opencatalog.domain.search import (
 
 __all__ = [
     "COLUMNS",
+    "CONTENT_COLUMNS",
     "CUT_MARK",
     "FIELD_COLUMNS",
     "MAX_TOKEN_CHARS",
+    "RESOURCE_COLUMNS",
     "clean",
+    "content_row",
     "document_row",
     "lexeme",
     "quote_lexeme",
     "rank_literal",
+    "resource_row",
     "searchable_extra",
+    "source_json",
     "token_string",
 ]
 
@@ -113,8 +131,34 @@ COLUMNS = (
     "rank_tsv",
     *FIELD_COLUMNS.values(),
     "extras_tokens",
+    "source",
 )
 """The document table's columns, in the order of :func:`document_row`."""
+
+RESOURCE_COLUMNS = (
+    "id",
+    "package_id",
+    "name",
+    "description",
+    "format",
+    "url",
+    "position",
+    "text_tsv",
+    "text_exact",
+)
+"""The resource table's columns, in the order of :func:`resource_row`."""
+
+CONTENT_COLUMNS = (
+    "id",
+    "resource_id",
+    "chunk",
+    "package_id",
+    "content_type",
+    "text",
+    "text_tsv",
+    "text_exact",
+)
+"""The content table's columns, in the order of :func:`content_row`."""
 
 MAX_RANK_TOKENS = 2_000
 """Tokens of the ranked fields kept in ``rank_tsv`` (it only orders hits)."""
@@ -305,9 +349,65 @@ def document_row(doc: DatasetDocument) -> tuple[Any, ...]:
         rank_literal(ranked),
         *fields,
         json.dumps(extras, ensure_ascii=False) if extras else None,
+        source_json(doc),
     )
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {clean(str(k)): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def source_json(doc: DatasetDocument) -> str:
+    """Every field of ``doc`` as JSON (datetimes as ISO 8601 strings), for ``get_document``;
+    kept out of line, never read by queries."""
+    return json.dumps(_json_ready(attrs.asdict(doc, recurse=False)), ensure_ascii=False)
 
 
 def extras_key(field: str) -> str:
     """The key of ``extras_tokens`` that the field ``extras_<key>`` searches."""
     return field[len(EXTRAS_PREFIX) :]
+
+
+def resource_row(doc: ResourceDocument) -> tuple[Any, ...]:
+    """The row stored for ``doc``, in ``RESOURCE_COLUMNS`` order: its words are those of its
+    name, description and format (three values: a phrase never spans two of them)."""
+    name, description, fmt = clean(doc.name), clean(doc.description), clean(doc.format)
+    text_tsv, text_exact = _Vector(doc.id).build(
+        [tokenize(value) for value in (name, description, fmt) if value]
+    )
+    return (
+        clean(doc.id),
+        clean(doc.package_id),
+        name,
+        description,
+        fmt,
+        clean(doc.url),
+        doc.position,
+        text_tsv,
+        text_exact,
+    )
+
+
+def content_row(doc: ContentDocument) -> tuple[Any, ...]:
+    """The row stored for ``doc``, in ``CONTENT_COLUMNS`` order (``id`` is
+    ``<resource_id>:<chunk>``)."""
+    text = clean(doc.text)
+    text_tsv, text_exact = _Vector(doc.id).build([tokenize(text)])
+    return (
+        clean(doc.id),
+        clean(doc.resource_id),
+        doc.chunk,
+        clean(doc.package_id),
+        clean(doc.content_type),
+        text,
+        text_tsv,
+        text_exact,
+    )

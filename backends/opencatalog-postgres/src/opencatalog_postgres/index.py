@@ -3,8 +3,8 @@
 Every process (and machine) that opens the same URL and table prefix shares one index, with
 PostgreSQL's transactions: a write is visible to every reader once its transaction commits,
 ``bulk()`` is one transaction, and concurrent writers of the same document serialise on its
-row. See the package docstring for the URL form and options, ``documents`` for the stored
-form and ``querying`` for the translation of queries.
+row. See the package docstring for the URL form and options, ``schema`` for the tables,
+``documents`` for the stored form and ``querying`` for the translation of queries.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,22 +23,43 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from opencatalog.domain.search import (
+    INDEX_NAMES,
+    ContentDocument,
     DatasetDocument,
     FacetCount,
+    ResourceDocument,
     SearchHit,
     SearchPage,
     SearchQuery,
+    TextHit,
+    TextPage,
+    TextQuery,
     highlight,
 )
-from opencatalog.errors import BackendError, ConfigurationError
+from opencatalog.errors import BackendError, ConfigurationError, SearchQueryError
 from opencatalog.ports.search import IndexStats, SearchIndex
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from opencatalog_postgres.documents import COLUMNS, clean, document_row
+from opencatalog_postgres.documents import (
+    COLUMNS,
+    CONTENT_COLUMNS,
+    RESOURCE_COLUMNS,
+    clean,
+    content_row,
+    document_row,
+    resource_row,
+)
 from opencatalog_postgres.pool import Connection, ConnectionPool
-from opencatalog_postgres.querying import KIND_FACET, KIND_HIT, KIND_TOTAL, compile_search
-from opencatalog_postgres.schema import SCHEMA_VERSION, Tables
+from opencatalog_postgres.querying import (
+    KIND_FACET,
+    KIND_HIT,
+    KIND_TOTAL,
+    Statement,
+    compile_search,
+    compile_text,
+)
+from opencatalog_postgres.schema import KINDS, SCHEMA_VERSION, Tables, quote_ident
 
 __all__ = ["PostgresSearchIndex"]
 
@@ -53,7 +75,18 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 ANALYZE_AFTER = 10_000
-"""Documents written by one process after which it runs ``ANALYZE`` on the table."""
+"""Documents written to one table by one process after which it runs ``ANALYZE`` on it."""
+
+SWAP_LOCK_TIMEOUT = "2s"
+"""How long one attempt of a rebuild's swap waits for the tables (readers queue behind it
+meanwhile) before it lets them go and tries again."""
+
+SWAP_ATTEMPTS = 10
+"""Attempts of the swap with ``SWAP_LOCK_TIMEOUT``; the last one after them waits as long as
+it must."""
+
+# logical index -> table kind
+_KIND_OF = {"packages": "document", "resources": "resource", "contents": "content"}
 
 # URL query parameters that are options of the index (everything else goes to libpq)
 _URL_OPTIONS: Mapping[str, Callable[[str], Any]] = {
@@ -100,23 +133,35 @@ def split_url(url: str) -> tuple[str, dict[str, Any]]:
     return conninfo, options
 
 
+def _kind(index: str) -> str:
+    kind = _KIND_OF.get(index)
+    if kind is None:
+        raise SearchQueryError(
+            f'Search Query is invalid: no index "{index[:60]}" (indices: {", ".join(INDEX_NAMES)})'
+        )
+    return kind
+
+
 class _Bulk(threading.local):
     """The open ``bulk()`` block of the current thread, if any."""
 
     conn: Connection | None = None
     depth: int = 0
     dirty: bool = False
-    written: int = 0
+    written: Counter[str] | None = None
 
 
 class PostgresSearchIndex(SearchIndex):
     """A ``SearchIndex`` in PostgreSQL, shared by every process that opens the same tables.
 
     ``conninfo`` is a libpq connection string or URL. ``table_prefix`` names the tables
-    (``<prefix>search_document``, ``<prefix>search_meta``), so several catalogs can share one
-    database; they are created when missing. Up to ``pool_size`` connections are opened on
-    demand; a call waits at most ``pool_timeout`` seconds for one. ``work_mem`` is set on
-    each connection (sorts and facet counts of large result sets stay in memory).
+    (``<prefix>search_document``, ``<prefix>search_resource``, ``<prefix>search_content``,
+    ``<prefix>search_meta``), so several catalogs can share one database; missing ones are
+    created on open (an installation of an earlier release gains the resources and contents
+    tables), and tables left by a rebuild that crashed are dropped. Up to ``pool_size``
+    connections are opened on demand; a call waits at most ``pool_timeout`` seconds for one.
+    ``work_mem`` is set on each connection (sorts and facet counts of large result sets stay
+    in memory).
 
     ``cache_size`` faceted pages are cached per process, keyed by the query and the index
     generation (bumped by every write transaction of any process, read with each query), so
@@ -124,6 +169,10 @@ class PostgresSearchIndex(SearchIndex):
     never replaces a document by one with an older ``metadata_modified`` (for several
     processes indexing the same outbox at once); by default the last write wins, as the port
     says.
+
+    ``rebuilding()`` fills a second set of tables beside the live ones and swaps them in with
+    renames in one transaction: readers see the old documents or the new ones, never an empty
+    or half-built index.
 
     Sessions run with ``TimeZone`` UTC (``ids()`` gives UTC datetimes), without JIT
     compilation (it costs more than these queries take) and with a custom plan for every
@@ -146,18 +195,44 @@ class PostgresSearchIndex(SearchIndex):
             raise ConfigurationError(f"invalid work_mem {work_mem!r} (e.g. 64MB)")
         if pool_size < 1:
             raise ConfigurationError("pool_size must be at least 1")
-        self._tables = Tables(table_prefix)
+        tables = Tables(table_prefix)
         try:
             params = conninfo_to_dict(conninfo)
         except psycopg.Error as exc:
             raise ConfigurationError(f"invalid PostgreSQL connection string: {exc}") from exc
         params.setdefault("application_name", "opencatalog-search")
-        self._work_mem = work_mem
-        self._pool = ConnectionPool(
+        self._setup(
             make_conninfo("", **params),
-            size=pool_size,
-            timeout=pool_timeout,
-            configure=self._configure,
+            tables,
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            cache_size=cache_size,
+            work_mem=work_mem,
+            keep_newer=keep_newer,
+        )
+        try:
+            self._create_schema()
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _setup(
+        self,
+        conninfo: str,
+        tables: Tables,
+        *,
+        pool_size: int,
+        pool_timeout: float,
+        cache_size: int,
+        work_mem: str,
+        keep_newer: bool,
+    ) -> None:
+        self._conninfo = conninfo
+        self._tables = tables
+        self._work_mem = work_mem
+        self._pool_timeout = pool_timeout
+        self._pool = ConnectionPool(
+            conninfo, size=pool_size, timeout=pool_timeout, configure=self._configure
         )
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[SearchQuery, int], SearchPage] = OrderedDict()
@@ -166,15 +241,10 @@ class PostgresSearchIndex(SearchIndex):
         self._bulk = _Bulk()
         self._staged: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._staged_lock = threading.Lock()
-        self._unanalyzed = 0
+        self._unanalyzed: Counter[str] = Counter()
         self._analyze_lock = threading.Lock()
         self._closed = False
         self._sql = self._statements()
-        try:
-            self._create_schema()
-        except BaseException:
-            self._pool.close()
-            raise
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresSearchIndex:
@@ -188,7 +258,7 @@ class PostgresSearchIndex(SearchIndex):
             raise ConfigurationError(f"unknown PostgreSQL search options: {sorted(unknown)}")
         return cls(conninfo, **merged)
 
-    # -- connections ---------------------------------------------------------------------
+    # -- connections and tables ----------------------------------------------------------
 
     def _configure(self, conn: Connection) -> None:
         conn.execute(
@@ -199,35 +269,33 @@ class PostgresSearchIndex(SearchIndex):
         )
 
     def _create_schema(self) -> None:
-        """Create the tables when missing (serialised between processes by an advisory lock;
-        a user without DDL rights can open tables that exist) and check their version."""
+        """Create the missing tables and columns (serialised between processes by an advisory
+        lock; a user without DDL rights can open tables that are complete), drop the tables
+        of a crashed rebuild, and check the schema version."""
         tables = self._tables
+        building = tables.building()
+        names = [*tables.document_tables(), tables.meta]
         version_sql = f"SELECT value FROM {tables.meta} WHERE key = 'schema_version'"
+        state_sql = (
+            "SELECT " + " AND ".join("to_regclass(%s) IS NOT NULL" for _ in names) + " AND "
+            "EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attname = 'source' AND NOT attisdropped), "
+            + " OR ".join("to_regclass(%s) IS NOT NULL" for _ in KINDS)
+        )
         with self._pool.connection() as conn:
             try:
                 with conn.transaction():
-                    present = conn.execute(
-                        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-                        (tables.document, tables.meta),
+                    state = conn.execute(
+                        state_sql, (*names, tables.document, *building.document_tables())
                     ).fetchone()
-                    if not (present and present[0]):
-                        conn.execute(
-                            "SELECT pg_advisory_xact_lock(hashtext(%s))", (tables.lock_key,)
-                        )
-                        existed = _scalar(conn, "SELECT to_regclass(%s)", (tables.document,))
-                        for statement in tables.ddl():
-                            conn.execute(statement)
-                        if existed is None:
-                            for statement in tables.storage_ddl():
-                                conn.execute(statement)
-                        conn.execute(
-                            f"INSERT INTO {tables.meta} (key, value) VALUES ('schema_version', "
-                            "%s), ('generation', 0) ON CONFLICT (key) DO NOTHING",
-                            (SCHEMA_VERSION,),
-                        )
+                    complete, leftovers = (False, False) if state is None else state
+                    if not complete:
+                        self._create_tables(conn)
                     row = conn.execute(version_sql).fetchone()
             except psycopg.Error as exc:
                 raise BackendError(f"cannot create the PostgreSQL search tables: {exc}") from exc
+            if leftovers:
+                self._drop_leftovers(conn)
         version = None if row is None else row[0]
         if version != SCHEMA_VERSION:
             raise ConfigurationError(
@@ -236,41 +304,114 @@ class PostgresSearchIndex(SearchIndex):
                 "(or choose another table_prefix) and run `opencatalog reindex`"
             )
 
+    def _create_tables(self, conn: Connection) -> None:
+        tables = self._tables
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (tables.lock_key,))
+        missing = tuple(
+            kind
+            for kind, name in zip(KINDS, tables.document_tables(), strict=True)
+            if _scalar(conn, "SELECT to_regclass(%s)", (name,)) is None
+        )
+        for statement in tables.ddl():
+            conn.execute(statement)
+        for statement in tables.storage_ddl(missing):
+            conn.execute(statement)
+        for statement in tables.upgrade_ddl():
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {tables.meta} (key, value) VALUES ('schema_version', "
+            "%s), ('generation', 0) ON CONFLICT (key) DO NOTHING",
+            (SCHEMA_VERSION,),
+        )
+        if missing:
+            log.info("created the search tables %s", ", ".join(missing))
+
+    def _drop_leftovers(self, conn: Connection) -> None:
+        """Drop the tables of a rebuild whose process died (its session's advisory lock is
+        gone with it; a rebuild still running holds it and keeps its tables)."""
+        tables = self._tables
+        try:
+            with conn.transaction():
+                if _scalar(
+                    conn, "SELECT pg_try_advisory_xact_lock(hashtext(%s))", (tables.rebuild_key,)
+                ):
+                    conn.execute(tables.building().drop_ddl())
+                    log.warning("dropped the tables of an interrupted search index rebuild")
+        except psycopg.Error as exc:
+            log.warning("cannot drop the tables of an interrupted search index rebuild: %s", exc)
+
     def _statements(self) -> dict[str, str]:
         t = self._tables
-        columns = ", ".join(COLUMNS)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
-        guard = (
-            f" WHERE {t.document}.metadata_modified <= EXCLUDED.metadata_modified"
-            if self._keep_newer
-            else ""
-        )
-        return {
-            "copy": f"COPY {t.staging} ({columns}) FROM STDIN",
-            "upsert": (
-                f"INSERT INTO {t.document} ({columns}) SELECT {columns} FROM {t.staging} "
-                f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}{guard}"
-            ),
-            "truncate_staging": f"TRUNCATE {t.staging}",
+        sql = {
+            "upsert": _upsert(t.document, t.staging("document"), COLUMNS, self._keep_newer),
+            "truncate_staging": f"TRUNCATE {t.staging('document')}",
             "delete": f"DELETE FROM {t.document} WHERE id = ANY(%s::text[])",
-            "clear": f"DELETE FROM {t.document}",
             "bump": f"UPDATE {t.meta} SET value = value + 1 WHERE key = 'generation'",
             "generation": f"SELECT value FROM {t.meta} WHERE key = 'generation'",
             "count": f"SELECT count(*) FROM {t.document}",
             "ids": f"SELECT id, metadata_modified FROM {t.document}",
             "texts": f"SELECT id, title, notes FROM {t.document} WHERE id = ANY(%s::text[])",
             "size": "SELECT pg_total_relation_size(%s::regclass)",
-            "analyze": f"ANALYZE {t.document}",
             "clean_gin": "SELECT gin_clean_pending_list(%s::regclass)",
+            # resources: replaced per dataset
+            "upsert_resource": _upsert(
+                t.resource, t.staging("resource"), RESOURCE_COLUMNS, keep_newer=False
+            ),
+            "prune_resource": (
+                f"DELETE FROM {t.resource} AS r WHERE r.package_id = ANY(%s::text[]) AND NOT "
+                f"EXISTS (SELECT FROM {t.staging('resource')} AS s WHERE s.id = r.id)"
+            ),
+            "truncate_resource_staging": f"TRUNCATE {t.staging('resource')}",
+            "delete_resources": f"DELETE FROM {t.resource} WHERE package_id = ANY(%s::text[])",
+            "resource_texts": (
+                f"SELECT id, name, description FROM {t.resource} WHERE id = ANY(%s::text[])"
+            ),
+            # contents: replaced per resource
+            "upsert_content": _upsert(
+                t.content, t.staging("content"), CONTENT_COLUMNS, keep_newer=False
+            ),
+            "prune_content": (
+                f"DELETE FROM {t.content} AS c WHERE c.resource_id = ANY(%s::text[]) AND NOT "
+                f"EXISTS (SELECT FROM {t.staging('content')} AS s WHERE s.id = c.id)"
+            ),
+            "truncate_content_staging": f"TRUNCATE {t.staging('content')}",
+            "delete_contents": f"DELETE FROM {t.content} WHERE resource_id = ANY(%s::text[])",
+            "delete_contents_of_packages": (
+                f"DELETE FROM {t.content} WHERE resource_id IN (SELECT resource_id FROM "
+                f"{t.content} WHERE package_id = ANY(%s::text[]))"
+            ),
+            "content_texts": f"SELECT id, text FROM {t.content} WHERE id = ANY(%s::text[])",
+            # administration
+            "ids_document": f"SELECT id, id FROM {t.document}",
+            "ids_resource": f"SELECT id, package_id FROM {t.resource}",
+            "ids_content": f"SELECT id, package_id FROM {t.content}",
         }
+        columns = {
+            "document": _PACKAGE_FIELDS,
+            "resource": ", ".join(RESOURCE_COLUMNS[:-2]),
+            "content": ", ".join(CONTENT_COLUMNS[:-2]),
+        }
+        for kind, table in zip(KINDS, t.document_tables(), strict=True):
+            sql[f"copy_{kind}"] = (
+                f"COPY {t.staging(kind)} ({', '.join(_COLUMNS_OF[kind])}) FROM STDIN"
+            )
+            sql[f"count_{kind}"] = f"SELECT count(*) FROM {table}"
+            sql[f"clear_{kind}"] = f"DELETE FROM {table}"
+            sql[f"analyze_{kind}"] = f"ANALYZE {table}"
+            sql[f"get_{kind}"] = f"SELECT {columns[kind]} FROM {table} WHERE id = %s"
+            sql[f"browse_{kind}"] = (
+                f"SELECT {columns[kind]} FROM {table} ORDER BY id LIMIT %s OFFSET %s"
+            )
+        return sql
 
     def _prepare_writes(self, conn: Connection) -> None:
-        """Create this session's staging table (outside any transaction, so a rollback
-        cannot take it away)."""
+        """Create this session's staging tables (outside any transaction, so a rollback
+        cannot take them away)."""
         with self._staged_lock:
             if conn in self._staged:
                 return
-        conn.execute(self._tables.staging_ddl())
+        for statement in self._tables.staging_ddl():
+            conn.execute(statement)
         with self._staged_lock:
             self._staged.add(conn)
 
@@ -278,10 +419,10 @@ class PostgresSearchIndex(SearchIndex):
         if self._closed:
             raise BackendError("the PostgreSQL search index is closed")
 
-    def _write(self, action: Callable[[Connection], None], rows: int) -> None:
-        """Run ``action`` (which writes ``rows`` documents) in the current ``bulk()``
-        transaction, or in a transaction of its own that also bumps the generation (retried
-        on deadlocks and lost connections)."""
+    def _write(self, action: Callable[[Connection], None], rows: int, kind: str) -> None:
+        """Run ``action`` (which writes ``rows`` rows of the ``kind`` table) in the current
+        ``bulk()`` transaction, or in a transaction of its own that also bumps the generation
+        (retried on deadlocks and lost connections)."""
         self._check_open()
         bulk = self._bulk
         if bulk.conn is not None:
@@ -290,7 +431,8 @@ class PostgresSearchIndex(SearchIndex):
             except psycopg.Error as exc:
                 raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
             bulk.dirty = True
-            bulk.written += rows
+            if bulk.written is not None:
+                bulk.written[kind] += rows
             return
         for attempt in range(1, _ATTEMPTS + 1):
             with self._pool.connection() as conn:
@@ -309,23 +451,30 @@ class PostgresSearchIndex(SearchIndex):
                         raise BackendError(f"PostgreSQL search index write failed: {exc}") from exc
                     log.warning("search index write: %s; retrying on a new connection", exc)
                     continue
-                self._after_write(conn, rows)
+                self._after_write(conn, Counter({kind: rows}))
                 return
 
-    def _after_write(self, conn: Connection, rows: int) -> None:
-        """Once ``ANALYZE_AFTER`` documents were written by this process since the last
-        time, refresh the planner's statistics and merge the GIN index's pending list (bulk
+    def _after_write(self, conn: Connection, written: Counter[str]) -> None:
+        """Once ``ANALYZE_AFTER`` rows of a table were written by this process since the last
+        time, refresh its planner statistics and merge its GIN index's pending list (bulk
         loads would otherwise be planned with the statistics of a much smaller table, and
         every query would scan the pending entries, until autovacuum gets to it). Needs the
         table's owner; otherwise logged and left to autovacuum."""
+        due = []
         with self._analyze_lock:
-            self._unanalyzed += rows
-            if self._unanalyzed < ANALYZE_AFTER:
-                return
-            self._unanalyzed = 0
+            for kind, rows in written.items():
+                self._unanalyzed[kind] += rows
+                if self._unanalyzed[kind] >= ANALYZE_AFTER:
+                    self._unanalyzed[kind] = 0
+                    due.append(kind)
+        for kind in due:
+            self._maintain(conn, kind)
+
+    def _maintain(self, conn: Connection, kind: str) -> None:
+        index = quote_ident(self._tables.index_name(kind, "text_tsv"))
         try:
-            conn.execute(self._sql["analyze"])
-            conn.execute(self._sql["clean_gin"], (self._tables.text_index,))
+            conn.execute(self._sql[f"analyze_{kind}"])
+            conn.execute(self._sql["clean_gin"], (index,))
         except psycopg.Error as exc:
             log.warning("maintenance of the search table after a large write failed: %s", exc)
 
@@ -348,6 +497,17 @@ class PostgresSearchIndex(SearchIndex):
                     log.warning("search index read: %s; retrying on a new connection", exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _run_full_text(
+        self, conn: Connection, sql: str, params: Sequence[Any], full_text: bool
+    ) -> list[tuple[Any, ...]]:
+        """Run a search statement; full-text ones without sequential scans (see
+        ``querying.Statement``)."""
+        if full_text and self._bulk.conn is None:
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_seqscan = off")
+                return conn.execute(sql, params).fetchall()
+        return conn.execute(sql, params).fetchall()
+
     # -- writing -------------------------------------------------------------------------
 
     def index(self, documents: Iterable[DatasetDocument]) -> None:
@@ -361,39 +521,89 @@ class PostgresSearchIndex(SearchIndex):
             with conn.cursor() as cur:
                 # rows are made while COPY streams, so the server works as Python does;
                 # the upsert takes them in id order (the lock order of every writer)
-                with cur.copy(sql["copy"]) as copy:
+                with cur.copy(sql["copy_document"]) as copy:
                     for doc in docs:
                         copy.write_row(document_row(doc))
                 cur.execute(sql["upsert"])
                 cur.execute(sql["truncate_staging"])
 
-        self._write(upsert, len(docs))
+        self._write(upsert, len(docs), "document")
 
     def delete(self, ids: Iterable[str]) -> None:
         keys = sorted({clean(i) for i in ids})
         if not keys:
             return
-        sql = self._sql["delete"]
-
-        def delete(conn: Connection) -> None:
-            conn.execute(sql, (keys,))
-
-        self._write(delete, len(keys))
+        self._write(_statement(self._sql["delete"], keys), len(keys), "document")
 
     def clear(self) -> None:
-        sql = self._sql["clear"]
+        statements = [self._sql[f"clear_{kind}"] for kind in KINDS]
 
         def clear(conn: Connection) -> None:
-            conn.execute(sql)
+            for statement in statements:
+                conn.execute(statement)
 
-        self._write(clear, 0)
+        self._write(clear, 0, "document")
+
+    def index_resources(self, by_package: Mapping[str, Sequence[ResourceDocument]]) -> None:
+        packages = sorted({clean(p) for p in by_package})
+        if not packages:
+            return
+        latest = {doc.id: doc for docs in by_package.values() for doc in docs}
+        self._replace("resource", packages, list(latest.values()), resource_row)
+
+    def index_contents(self, by_resource: Mapping[str, Sequence[ContentDocument]]) -> None:
+        resources = sorted({clean(r) for r in by_resource})
+        if not resources:
+            return
+        latest = {doc.id: doc for docs in by_resource.values() for doc in docs}
+        self._replace("content", resources, list(latest.values()), content_row)
+
+    def _replace(
+        self,
+        kind: str,
+        owners: list[str],
+        docs: Sequence[Any],
+        row: Callable[[Any], tuple[Any, ...]],
+    ) -> None:
+        """Copy the rows of ``docs`` into the staging table, delete the rows of ``owners``
+        (datasets or resources) that are not among them, and upsert them in id order."""
+        sql = self._sql
+
+        def replace(conn: Connection) -> None:
+            with conn.cursor() as cur:
+                if docs:
+                    with cur.copy(sql[f"copy_{kind}"]) as copy:
+                        for doc in docs:
+                            copy.write_row(row(doc))
+                cur.execute(sql[f"prune_{kind}"], (owners,))
+                if docs:
+                    cur.execute(sql[f"upsert_{kind}"])
+                    cur.execute(sql[f"truncate_{kind}_staging"])
+
+        self._write(replace, len(docs) or len(owners), kind)
+
+    def delete_resources(self, package_ids: Iterable[str]) -> None:
+        keys = sorted({clean(i) for i in package_ids})
+        if keys:
+            self._write(_statement(self._sql["delete_resources"], keys), len(keys), "resource")
+
+    def delete_contents(self, resource_ids: Iterable[str]) -> None:
+        keys = sorted({clean(i) for i in resource_ids})
+        if keys:
+            self._write(_statement(self._sql["delete_contents"], keys), len(keys), "content")
+
+    def delete_contents_of_packages(self, package_ids: Iterable[str]) -> None:
+        keys = sorted({clean(i) for i in package_ids})
+        if keys:
+            sql = self._sql["delete_contents_of_packages"]
+            self._write(_statement(sql, keys), len(keys), "content")
 
     @contextmanager
     def bulk(self) -> Iterator[SearchIndex]:
-        """One transaction for every ``index``/``delete``/``clear`` of this thread inside the
-        block, committed (with one generation bump) when the outermost block exits normally
-        and rolled back if it raises. Queries of this thread inside the block see its
-        uncommitted changes; other threads and processes see them after the commit."""
+        """One transaction for every write of this thread inside the block, committed (with
+        one generation bump) when the outermost block exits normally and rolled back if it
+        raises. Queries of this thread inside the block see its uncommitted changes; other
+        threads and processes see them after the commit."""
         self._check_open()
         bulk = self._bulk
         if bulk.conn is not None:
@@ -407,17 +617,145 @@ class PostgresSearchIndex(SearchIndex):
             try:
                 self._prepare_writes(conn)
                 with conn.transaction():
-                    bulk.conn, bulk.depth, bulk.dirty, bulk.written = conn, 1, False, 0
+                    bulk.conn, bulk.depth, bulk.dirty, bulk.written = conn, 1, False, Counter()
                     try:
                         yield self
                         if bulk.dirty:
                             conn.execute(self._sql["bump"])
                         written = bulk.written
                     finally:
-                        bulk.conn, bulk.depth, bulk.dirty, bulk.written = None, 0, False, 0
+                        bulk.conn, bulk.depth, bulk.dirty, bulk.written = None, 0, False, None
             except psycopg.Error as exc:
                 raise BackendError(f"PostgreSQL search index bulk commit failed: {exc}") from exc
             self._after_write(conn, written)
+
+    # -- rebuilding ----------------------------------------------------------------------
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[SearchIndex]:
+        """A new index in tables beside the live ones (``<table>_new``), filled inside the
+        block and swapped in when it exits normally: one transaction drops the live tables
+        and renames the new ones (and their indexes) in their place, so every reader sees
+        the old documents or the new ones. Readers and writers wait for that transaction
+        only (the swap gives up its locks after ``SWAP_LOCK_TIMEOUT`` and retries, so a long
+        write elsewhere does not hold readers up). If the block raises, the new tables are
+        dropped and the live ones are unchanged.
+
+        Writes to this index during the block land in the tables being replaced: the block
+        must index everything from storage. One rebuild at a time per table prefix (another
+        one raises ``BackendError``); a session-level advisory lock marks it, so the tables
+        of a rebuild whose process died are dropped by the next open or rebuild. The swapped
+        in tables belong to the rebuilding user and get the live tables' grants.
+        """
+        self._check_open()
+        if self._tables.suffix:
+            raise BackendError("an index being rebuilt cannot be rebuilt itself")
+        if self._bulk.conn is not None:
+            raise BackendError("rebuilding() cannot start inside bulk() (it would wait for it)")
+        building = self._tables.building()
+        holder = self._connect()
+        try:
+            self._start_rebuild(holder, building)
+            fresh = object.__new__(type(self))
+            fresh._setup(
+                self._conninfo,
+                building,
+                pool_size=self._pool.size,
+                pool_timeout=self._pool_timeout,
+                cache_size=0,
+                work_mem=self._work_mem,
+                keep_newer=self._keep_newer,
+            )
+            try:
+                yield fresh
+            except BaseException:
+                fresh.close()
+                self._discard(holder, building)
+                raise
+            fresh.close()
+            try:
+                self._swap(holder, building)
+            except BaseException:
+                self._discard(holder, building)
+                raise
+        finally:
+            holder.close()  # releases the rebuild's advisory lock
+
+    def _connect(self) -> Connection:
+        """A connection of its own (outside the pool), for a rebuild's lock and DDL."""
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise BackendError(f"cannot connect to PostgreSQL: {exc}") from exc
+        try:
+            self._configure(conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise BackendError(f"cannot configure the PostgreSQL connection: {exc}") from exc
+        return conn
+
+    def _start_rebuild(self, conn: Connection, building: Tables) -> None:
+        live = self._tables
+        try:
+            if not _scalar(conn, "SELECT pg_try_advisory_lock(hashtext(%s))", (live.rebuild_key,)):
+                raise BackendError(
+                    f"another rebuild of the search tables {live.document_name} is in progress"
+                )
+            with conn.transaction():
+                conn.execute(building.drop_ddl())  # a crashed rebuild's
+                for statement in building.ddl(meta=False):
+                    conn.execute(statement)
+                for statement in building.storage_ddl():
+                    conn.execute(statement)
+                for source, target in zip(
+                    live.document_tables(), building.document_tables(), strict=True
+                ):
+                    for grant in _grants(conn, source, target):
+                        conn.execute(grant)
+        except psycopg.Error as exc:
+            raise BackendError(f"cannot create the tables of a rebuild: {exc}") from exc
+
+    def _swap(self, conn: Connection, building: Tables) -> None:
+        """Refresh the new tables' statistics, then drop the live tables and rename the new
+        ones in their place in one transaction (bumping the generation)."""
+        live = self._tables
+        try:
+            for kind, table in zip(KINDS, building.document_tables(), strict=True):
+                conn.execute(f"ANALYZE {table}")
+                index = quote_ident(building.index_name(kind, "text_tsv"))
+                conn.execute(self._sql["clean_gin"], (index,))
+        except psycopg.Error as exc:
+            raise BackendError(f"cannot analyze the rebuilt search tables: {exc}") from exc
+        statements = [
+            f"LOCK TABLE {', '.join(live.document_tables())} IN ACCESS EXCLUSIVE MODE",
+            f"DROP TABLE {', '.join(live.document_tables())}",
+            *building.renames(),
+            self._sql["bump"],
+        ]
+        for attempt in range(SWAP_ATTEMPTS + 1):
+            try:
+                with conn.transaction():
+                    if attempt < SWAP_ATTEMPTS:
+                        conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                    for statement in statements:
+                        conn.execute(statement)
+            except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected) as exc:
+                log.info("search index swap: %s; retrying", type(exc).__name__)
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            except psycopg.Error as exc:
+                raise BackendError(f"cannot swap in the rebuilt search tables: {exc}") from exc
+            break
+        with self._cache_lock:
+            self._cache.clear()
+        with self._analyze_lock:
+            self._unanalyzed.clear()
+
+    def _discard(self, conn: Connection, building: Tables) -> None:
+        try:
+            conn.execute(building.drop_ddl())
+        except psycopg.Error as exc:
+            log.warning("cannot drop the tables of a failed rebuild (the next open will): %s", exc)
 
     def close(self) -> None:
         """Close the pool's connections (a ``bulk()`` block still open on another thread
@@ -441,13 +779,13 @@ class PostgresSearchIndex(SearchIndex):
         return iter(rows)
 
     def stats(self) -> IndexStats:
-        count_sql, size_sql = self._sql["count"], self._sql["size"]
-        table = self._tables.document
+        counts = {name: self._sql[f"count_{kind}"] for name, kind in _KIND_OF.items()}
+        size_sql, tables = self._sql["size"], self._tables.document_tables()
 
         def run(conn: Connection) -> IndexStats:
-            documents = int(_scalar(conn, count_sql))
-            size = int(_scalar(conn, size_sql, (table,)))
-            return IndexStats(documents=documents, size_bytes=size)
+            per_index = {name: int(_scalar(conn, sql)) for name, sql in counts.items()}
+            size = sum(int(_scalar(conn, size_sql, (table,))) for table in tables)
+            return IndexStats(documents=per_index["packages"], size_bytes=size, per_index=per_index)
 
         return self._read(run)
 
@@ -468,12 +806,7 @@ class PostgresSearchIndex(SearchIndex):
                     if page is not None:
                         self._cache.move_to_end(key)
                         return page
-            if statement.full_text and self._bulk.conn is None:
-                with conn.transaction():
-                    conn.execute("SET LOCAL enable_seqscan = off")
-                    rows = conn.execute(statement.sql, statement.params).fetchall()
-            else:
-                rows = conn.execute(statement.sql, statement.params).fetchall()
+            rows = self._run_full_text(conn, statement.sql, statement.params, statement.full_text)
             page = self._page(conn, q, rows, requested)
             if key is not None:
                 with self._cache_lock:
@@ -515,6 +848,166 @@ class PostgresSearchIndex(SearchIndex):
             ),
             facets={name: tuple(counts) for name, counts in facets.items()},
         )
+
+    def query_resources(self, q: TextQuery) -> TextPage:
+        statement = compile_text(q, table=self._tables.resource, resource_id="d.id")
+        return self._text_page(q, statement, "resource")
+
+    def query_contents(self, q: TextQuery) -> TextPage:
+        statement = compile_text(q, table=self._tables.content, resource_id="d.resource_id")
+        return self._text_page(q, statement, "content")
+
+    def _text_page(self, q: TextQuery, statement: Statement, kind: str) -> TextPage:
+        if statement.empty:
+            self._check_open()
+            return TextPage(total=0)
+        texts_sql = self._sql[f"{kind}_texts"]
+
+        def run(conn: Connection) -> TextPage:
+            rows = self._run_full_text(conn, statement.sql, statement.params, statement.full_text)
+            total = 0
+            hits: list[tuple[int, str, str, str, float]] = []
+            for row_kind, doc_id, resource_id, package_id, n, score in rows:
+                if row_kind == KIND_HIT:
+                    hits.append((n, doc_id, resource_id, package_id, float(score)))
+                else:
+                    total = int(n)
+            hits.sort()
+            marks: dict[str, dict[str, tuple[str, ...]]] = {}
+            if q.highlight and hits:
+                found = conn.execute(texts_sql, ([hit[1] for hit in hits],)).fetchall()
+                for doc_id, *values in found:
+                    fields = (
+                        {"name": values[0], "description": values[1]}
+                        if kind == "resource"
+                        else {"text": values[0]}
+                    )
+                    marks[doc_id] = highlight(q.query, fields)
+            return TextPage(
+                total=total,
+                hits=tuple(
+                    TextHit(
+                        id=doc_id,
+                        resource_id=resource_id,
+                        package_id=package_id,
+                        score=score,
+                        highlights=marks.get(doc_id, {}),
+                    )
+                    for _, doc_id, resource_id, package_id, score in hits
+                ),
+            )
+
+        return self._read(run)
+
+    # -- administration ------------------------------------------------------------------
+
+    def document_ids(self, index: str) -> Iterator[tuple[str, str]]:
+        sql = self._sql[f"ids_{_kind(index)}"]
+        rows: list[tuple[str, str]] = self._read(lambda conn: conn.execute(sql).fetchall())
+        return iter(rows)
+
+    def get_document(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        kind = _kind(index)
+        sql = self._sql[f"get_{kind}"]
+        row = self._read(lambda conn: conn.execute(sql, (clean(doc_id),)).fetchone())
+        return None if row is None else _stored(kind, row)
+
+    def browse(
+        self, index: str, *, offset: int = 0, limit: int = 20
+    ) -> tuple[int, list[dict[str, Any]]]:
+        kind = _kind(index)
+        if offset < 0 or limit < 0:
+            raise SearchQueryError("Search Query is invalid: offset and limit must not be negative")
+        count_sql, page_sql = self._sql[f"count_{kind}"], self._sql[f"browse_{kind}"]
+
+        def run(conn: Connection) -> tuple[int, list[dict[str, Any]]]:
+            total = int(_scalar(conn, count_sql))
+            rows = conn.execute(page_sql, (limit, offset)).fetchall() if limit else []
+            return total, [_stored(kind, row) for row in rows]
+
+        return self._read(run)
+
+
+_COLUMNS_OF = {"document": COLUMNS, "resource": RESOURCE_COLUMNS, "content": CONTENT_COLUMNS}
+
+_PACKAGE_FIELDS = (
+    "source, id, name, title, notes, tags, groups, organization, owner_org, res_format, "
+    "res_url, license_id, state, capacity, dataset_type, metadata_created, metadata_modified, "
+    "labels"
+)
+
+
+def _stored(kind: str, row: tuple[Any, ...]) -> dict[str, Any]:
+    """The JSON-ready dict ``get_document`` gives for a row of ``browse_<kind>``."""
+    if kind == "resource":
+        return dict(zip(RESOURCE_COLUMNS[:-2], row, strict=True))
+    if kind == "content":
+        return dict(zip(CONTENT_COLUMNS[:-2], row, strict=True))
+    source, *columns = row
+    fields = dict(zip(_PACKAGE_FIELDS.split(", ")[1:], columns, strict=True))
+    if isinstance(source, dict) and _same_time(source.get("metadata_modified"), fields):
+        return source
+    # written by an earlier release (or by one still running): what the columns hold
+    return {
+        "id": fields["id"],
+        "name": fields["name"],
+        "title": fields["title"],
+        "notes": fields["notes"],
+        "tags": fields["tags"],
+        "groups": fields["groups"],
+        "organization": fields["organization"],
+        "owner_org": fields["owner_org"],
+        "res_format": fields["res_format"],
+        "res_url": fields["res_url"],
+        "license_id": fields["license_id"],
+        "state": fields["state"],
+        "private": fields["capacity"] == "private",
+        "type": fields["dataset_type"],
+        "metadata_created": fields["metadata_created"].isoformat(),
+        "metadata_modified": fields["metadata_modified"].isoformat(),
+        "labels": fields["labels"],
+    }
+
+
+def _same_time(value: Any, fields: Mapping[str, Any]) -> bool:
+    """Whether the stored source describes the version the columns hold."""
+    try:
+        return (
+            isinstance(value, str)
+            and datetime.fromisoformat(value) == (fields["metadata_modified"])
+        )
+    except ValueError:
+        return False
+
+
+def _upsert(table: str, staging: str, columns: Sequence[str], keep_newer: bool) -> str:
+    """Insert the staged rows (in id order, the lock order of every writer), replacing the
+    rows with the same id."""
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
+    guard = f" WHERE {table}.metadata_modified <= EXCLUDED.metadata_modified" if keep_newer else ""
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
+        f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}{guard}"
+    )
+
+
+def _statement(sql: str, keys: list[str]) -> Callable[[Connection], None]:
+    def run(conn: Connection) -> None:
+        conn.execute(sql, (keys,))
+
+    return run
+
+
+def _grants(conn: Connection, source: str, target: str) -> list[str]:
+    """``GRANT`` statements giving ``target`` the privileges others hold on ``source``."""
+    rows = conn.execute(
+        "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' "
+        "ELSE a.grantee::regrole::text END FROM pg_class AS c, aclexplode(c.relacl) AS a "
+        "WHERE c.oid = %s::regclass AND a.grantee <> c.relowner",
+        (source,),
+    ).fetchall()
+    return [f"GRANT {privilege} ON {target} TO {grantee}" for privilege, grantee in rows]
 
 
 def _scalar(conn: Connection, sql: str, params: tuple[Any, ...] | None = None) -> Any:

@@ -48,6 +48,7 @@ from opencatalog.domain.search import (
     Query,
     SearchQuery,
     Term,
+    TextQuery,
     is_text_field,
     tokenize,
 )
@@ -62,7 +63,14 @@ from opencatalog_postgres.documents import (
     quote_lexeme,
 )
 
-__all__ = ["KIND_FACET", "KIND_HIT", "KIND_TOTAL", "Statement", "compile_search"]
+__all__ = [
+    "KIND_FACET",
+    "KIND_HIT",
+    "KIND_TOTAL",
+    "Statement",
+    "compile_search",
+    "compile_text",
+]
 
 KIND_HIT = 0
 KIND_TOTAL = 1
@@ -438,3 +446,40 @@ def compile_search(q: SearchQuery, *, table: str) -> Statement:
     )
     params = [*score_params, *condition.params, *paging, *condition.params]
     return Statement(sql_text, tuple(params), full_text=compiler.full_text)
+
+
+def compile_text(q: TextQuery, *, table: str, resource_id: str) -> Statement:
+    """The statement answering ``q`` against the resource or content ``table`` (a quoted
+    identifier); ``resource_id`` is the column or expression giving a row's resource id.
+
+    Rows are ``(kind, id, resource_id, package_id, n, score)``: kind 0 a hit (``n`` its rank
+    on the page), kind 1 the total (``n``). Hits are ordered by score descending, then id.
+    The matching rows are computed once (``MATERIALIZED``), ranked with ``ts_rank`` over the
+    positive words and prefixes of the query.
+    """
+    if q.package_ids is not None and not q.package_ids:
+        return _EMPTY
+    compiler = _Compiler(table)
+    conditions: list[_Part] = [compiler.compile(q.query, "d")]
+    if q.package_ids is not None:
+        ids = sorted(clean(i) for i in q.package_ids)
+        conditions.append(_Sql("d.package_id = ANY(%s::text[])", (ids,), False))
+    where = _combine(conditions, conjunction=True)
+    if isinstance(where, _Const):
+        if not where.value:
+            return _EMPTY
+        where = _Sql("TRUE", (), False)
+    condition = _render(where)
+    rank = _rank_query(q.query)
+    score = "ts_rank(d.text_tsv, %s::tsquery, 1)" if rank is not None else "1.0::real"
+    score_params: tuple[Any, ...] = (rank,) if rank is not None else ()
+    sql = (
+        f"WITH found AS MATERIALIZED (SELECT d.id, {resource_id} AS resource_id, d.package_id, "
+        f"{score} AS score FROM {table} AS d WHERE {condition.text}) "
+        f"SELECT {KIND_HIT}, page.id, page.resource_id, page.package_id, row_number() OVER "
+        "(ORDER BY page.score DESC, page.id), page.score FROM (SELECT * FROM found "
+        "ORDER BY score DESC, id LIMIT %s OFFSET %s) AS page "
+        f"UNION ALL SELECT {KIND_TOTAL}, NULL, NULL, NULL, count(*), NULL FROM found"
+    )
+    params = (*score_params, *condition.params, q.limit, q.offset)
+    return Statement(sql, params, full_text=compiler.full_text)
