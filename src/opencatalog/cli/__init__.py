@@ -22,6 +22,7 @@ from .accounts import token, user
 from .admin import info, init, upgrade
 from .bulk import dump, load
 from .datasets import dataset
+from .files import gc, resource
 from .groups import group, org
 from .health import health
 from .jobs import jobs
@@ -67,5 +68,7 @@ for _command in (
     reindex,
     jobs,
     health,
+    resource,
+    gc,
 ):
     main.add_command(_command)
