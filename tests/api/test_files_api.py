@@ -384,3 +384,35 @@ def test_unexpected_errors_hide_their_message(site, monkeypatch):
     answer = client.get(f"/api/v1/resources/{site.rid}/download")
     body = assert_problem(answer, 500, "INTERNAL_SERVER_ERROR")
     assert "password" not in answer.text and body["id"]
+
+
+def test_streamed_bodies_without_length_are_capped(site):
+    site.catalog._ctx.upload_max_bytes = 10
+
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 1000
+
+    issued = site.catalog.as_user("bob").files.create_upload_url(site.rid, max_size=10)
+    signed = site.client.put(issued.url, content=chunks())
+    assert signed.request.headers.get("transfer-encoding") == "chunked"
+    assert_problem(signed, 413, "PAYLOAD_TOO_LARGE")
+
+    boundary = "b0undary"
+
+    def multipart():
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        yield from chunks()
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    proxied = site.client.post(
+        f"/api/v1/resources/{site.rid}/upload",
+        content=multipart(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **site.auth("bob")},
+    )
+    assert_problem(proxied, 413, "PAYLOAD_TOO_LARGE")
+    assert list(site.catalog._ctx.blobs.keys()) == []
+    assert site.catalog.files.record(site.rid) is None
