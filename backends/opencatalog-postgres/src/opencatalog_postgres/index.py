@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import weakref
+import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -84,6 +85,10 @@ meanwhile) before it lets them go and tries again."""
 SWAP_ATTEMPTS = 10
 """Attempts of the swap with ``SWAP_LOCK_TIMEOUT``; the last one after them waits as long as
 it must."""
+
+LOCK_BUCKETS = 64
+"""Buckets of datasets (resources) and resources (contents) whose replacements are serialised
+by advisory locks: few enough for PostgreSQL's lock table however many a batch touches."""
 
 # logical index -> table kind
 _KIND_OF = {"packages": "document", "resources": "resource", "contents": "content"}
@@ -353,6 +358,9 @@ class PostgresSearchIndex(SearchIndex):
             "texts": f"SELECT id, title, notes FROM {t.document} WHERE id = ANY(%s::text[])",
             "size": "SELECT pg_total_relation_size(%s::regclass)",
             "clean_gin": "SELECT gin_clean_pending_list(%s::regclass)",
+            "lock_buckets": (
+                "SELECT count(pg_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b"
+            ),
             # resources: replaced per dataset
             "upsert_resource": _upsert(
                 t.resource, t.staging("resource"), RESOURCE_COLUMNS, keep_newer=False
@@ -566,8 +574,15 @@ class PostgresSearchIndex(SearchIndex):
         row: Callable[[Any], tuple[Any, ...]],
     ) -> None:
         """Copy the rows of ``docs`` into the staging table, delete the rows of ``owners``
-        (datasets or resources) that are not among them, and upsert them in id order."""
+        (datasets or resources) that are not among them, and upsert them in id order.
+
+        Two writers replacing the same owner at once would each miss the rows the other
+        inserts (a ``DELETE`` sees the rows committed when it starts) and leave a mixture, so
+        replacements of an owner are serialised by transaction-level advisory locks on
+        ``LOCK_BUCKETS`` buckets of owners, taken in bucket order."""
         sql = self._sql
+        namespace = _lock_namespace(self._tables, kind)
+        buckets = sorted({zlib.crc32(owner.encode()) % LOCK_BUCKETS for owner in owners})
 
         def replace(conn: Connection) -> None:
             with conn.cursor() as cur:
@@ -575,6 +590,7 @@ class PostgresSearchIndex(SearchIndex):
                     with cur.copy(sql[f"copy_{kind}"]) as copy:
                         for doc in docs:
                             copy.write_row(row(doc))
+                cur.execute(sql["lock_buckets"], (namespace, buckets))
                 cur.execute(sql[f"prune_{kind}"], (owners,))
                 if docs:
                     cur.execute(sql[f"upsert_{kind}"])
@@ -990,6 +1006,13 @@ def _upsert(table: str, staging: str, columns: Sequence[str], keep_newer: bool) 
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "
         f"ORDER BY id ON CONFLICT (id) DO UPDATE SET {updates}{guard}"
     )
+
+
+def _lock_namespace(tables: Tables, kind: str) -> int:
+    """The first key (a signed 32-bit integer, the same in every process) of the advisory
+    locks serialising replacements in the ``kind`` table of ``tables``."""
+    digest = zlib.crc32(f"{tables.lock_key}{tables.suffix}:{kind}".encode())
+    return digest - (1 << 32) if digest >= 1 << 31 else digest
 
 
 def _statement(sql: str, keys: list[str]) -> Callable[[Connection], None]:
