@@ -14,11 +14,12 @@ importable module, and must keep their names.
 Folder layout: ``CURRENT`` names the live generation (``gen-000001``, ...), a sub-folder that
 holds the three logical indices as Whoosh indices named ``packages``, ``resources`` and
 ``contents``. ``rebuilding()`` fills a new generation beside the live one, flushes its files
-to disk, replaces ``CURRENT`` with ``os.replace`` and deletes the old generation. Every open index, in this
-process or another, reads ``CURRENT`` before each call and reopens at the new generation when
-it changed, so readers switch from the whole old index to the whole new one. A builder holds a
-lock file (``BUILDING``) in its generation while it works; generations that are not current
-and whose lock nobody holds (left by a rebuild that crashed) are deleted at the next open.
+to disk, replaces ``CURRENT`` with ``os.replace`` and deletes the old generation. Every open
+index, in this process or another, reads ``CURRENT`` before each call and reopens at the new
+generation when it changed, so readers switch from the whole old index to the whole new one.
+A builder holds a lock file (``BUILDING``) in its generation while it works; generations that
+are not current and whose lock nobody holds (left by a rebuild that crashed) are deleted at
+the next open.
 
 A folder written before generations existed (the packages index named ``MAIN`` in the folder
 itself, no ``CURRENT``) opens as it is; its resources and contents indices start empty and are
