@@ -16,8 +16,20 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "opencatalog"
 RULES = {
     "domain": ({"opencatalog.domain", "opencatalog.errors"}, {"attrs"}),
     "ports": ({"opencatalog.domain", "opencatalog.ports", "opencatalog.errors"}, {"attrs"}),
+    # content processing (fetch, detect, extract, preview): pure functions over streams, with
+    # the parsing libraries they need; no ports, services or adapters
+    "pipeline": (
+        {"opencatalog.domain", "opencatalog.errors", "opencatalog.pipeline"},
+        {"attrs", "charset_normalizer", "defusedxml", "openpyxl", "pypdf", "puremagic"},
+    ),
     "services": (
-        {"opencatalog.domain", "opencatalog.ports", "opencatalog.errors", "opencatalog.services"},
+        {
+            "opencatalog.domain",
+            "opencatalog.ports",
+            "opencatalog.errors",
+            "opencatalog.pipeline",
+            "opencatalog.services",
+        },
         {"attrs"},
     ),
 }
