@@ -7,16 +7,24 @@ speed.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opencatalog.adapters.sqlalchemy import SqlAlchemyStorage
+from opencatalog.adapters.sqlalchemy.jobs import SqlJobQueue
 from opencatalog.domain.jobs import JobStatus
 
 from oc_celery_helpers import TINY_BACKOFF, Broker, Recorder, celery_worker, wait_for
 from opencatalog_celery import TASK_SWEEP, CeleryTaskQueue
 
 TOTAL = 200
+HERE = Path(__file__).parent
 
 
 @pytest.fixture
@@ -138,3 +146,55 @@ def test_a_worker_on_the_memory_broker(
         assert dead is not None and dead.status is JobStatus.ERROR
     finally:
         q.close()
+
+
+@pytest.mark.redis
+def test_the_worker_command(redis_server: str, tmp_path: Path) -> None:
+    """``opencatalog-celery worker`` in its own process runs jobs that were stored while no
+    worker ran (its start-up sweep wakes them), then stops gracefully on SIGTERM."""
+    broker = Broker("redis", redis_server)
+    storage_url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    storage = SqlAlchemyStorage.from_url(storage_url)
+    storage.initialize()
+    state = SqlJobQueue(storage)
+    ids = [state.enqueue("count", {"n": n}).id for n in range(5)]  # no wake-ups
+    env = {
+        **os.environ,
+        "OPENCATALOG_STORAGE": storage_url,
+        "OPENCATALOG_QUEUE": broker.queue_url,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "opencatalog_celery.cli",
+        "--log-level",
+        "WARNING",
+        "worker",
+        "--handlers",
+        "oc_celery_helpers:CLI_HANDLERS",
+        "--concurrency",
+        "2",
+        "--setting",
+        "worker_enable_remote_control=false",
+        "--setting",
+        "broker_transport_options=" + json.dumps(broker.config["broker_transport_options"]),
+    ]
+    try:
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            wait_for(
+                lambda: state.stats()[JobStatus.COMPLETE] == len(ids) or process.poll() is not None,
+                what="the worker command to run the jobs",
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output
+        assert "Warm shutdown" in output
+        assert {job.status for job in state.list()} == {JobStatus.COMPLETE}
+    finally:
+        storage.close()
+        broker.cleanup()

@@ -5,13 +5,16 @@ the queue URL (``--queue`` or ``OPENCATALOG_QUEUE``, a ``celery+...`` URL)::
 
     opencatalog-celery worker --handlers mypackage.jobs:HANDLERS --concurrency 4 --beat
     opencatalog-celery sweep --grace 0
+
+``--setting NAME=VALUE`` (repeatable; VALUE as JSON, or else a string) sets any Celery setting.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -39,11 +42,39 @@ _queue_option = click.option(
 )
 
 
+_setting_option = click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A Celery setting (repeatable); VALUE is JSON, or else a string. Example: "
+    "broker_transport_options='{\"visibility_timeout\": 3600}'.",
+)
+
+
+def parse_settings(pairs: Iterable[str]) -> dict[str, Any]:
+    """Celery settings from ``NAME=VALUE`` pairs (VALUE as JSON when it parses)."""
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigurationError(f"A setting is NAME=VALUE, not {pair!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        settings[name.strip()] = value
+    return settings
+
+
 @contextmanager
-def _open_queue(storage_url: str, queue_url: str) -> Iterator[CeleryTaskQueue]:
+def _open_queue(
+    storage_url: str, queue_url: str, settings: Iterable[str]
+) -> Iterator[CeleryTaskQueue]:
+    config = parse_settings(settings)
     storage = registry.create("storage", storage_url)
     try:
-        queue = CeleryTaskQueue.from_url(queue_url, storage=storage)
+        queue = CeleryTaskQueue.from_url(queue_url, storage=storage, config=config)
         try:
             yield queue
         finally:
@@ -86,6 +117,7 @@ def main(log_level: str) -> None:
 @main.command()
 @_storage_option
 @_queue_option
+@_setting_option
 @click.option(
     "--handlers",
     "handlers_spec",
@@ -109,6 +141,7 @@ def main(log_level: str) -> None:
 def worker(
     storage: str,
     queue_url: str,
+    settings: tuple[str, ...],
     handlers_spec: str,
     concurrency: int,
     pool: str,
@@ -119,12 +152,13 @@ def worker(
     """Run a Celery worker that claims the catalog's jobs and runs them."""
     try:
         handlers = load_handlers(handlers_spec)
-        with _open_queue(storage, queue_url) as queue:
+        with _open_queue(storage, queue_url, settings) as queue:
             app = queue.bind(handlers, lease=timedelta(seconds=lease))
             options: dict[str, Any] = {"pool": pool, "concurrency": concurrency, "beat": beat}
             if hostname:
                 options["hostname"] = hostname
-            queue.sweep(kinds=handlers)  # wake-ups lost while no worker ran
+            # every runnable job that has no wake-up waiting (lost while no worker ran)
+            queue.sweep(grace=timedelta(0), kinds=handlers)
             app.Worker(**options).start()
     except OpenCatalogError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -133,6 +167,7 @@ def worker(
 @main.command()
 @_storage_option
 @_queue_option
+@_setting_option
 @click.option(
     "--grace",
     type=click.FloatRange(min=0),
@@ -140,10 +175,16 @@ def worker(
     help="Seconds a runnable job may wait before it gets a wake-up (default: the queue's).",
 )
 @click.option("--kind", "kinds", multiple=True, help="Only jobs of this kind (repeatable).")
-def sweep(storage: str, queue_url: str, grace: float | None, kinds: tuple[str, ...]) -> None:
+def sweep(
+    storage: str,
+    queue_url: str,
+    settings: tuple[str, ...],
+    grace: float | None,
+    kinds: tuple[str, ...],
+) -> None:
     """Publish wake-ups for runnable jobs that may have lost theirs (once)."""
     try:
-        with _open_queue(storage, queue_url) as queue:
+        with _open_queue(storage, queue_url, settings) as queue:
             sent = queue.sweep(
                 grace=None if grace is None else timedelta(seconds=grace),
                 kinds=kinds or None,
@@ -151,3 +192,7 @@ def sweep(storage: str, queue_url: str, grace: float | None, kinds: tuple[str, .
     except OpenCatalogError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{sent} wake-up(s) published", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m opencatalog_celery.cli
+    main()
