@@ -14,8 +14,9 @@ URL: ``postgresql://[user[:password]@][host][:port]/dbname[?param=value&...]`` (
 (the rest go to libpq: ``sslmode``, ``connect_timeout``, ``options=-c statement_timeout=5s``...):
 
 ``table_prefix``
-    prefix of the index's tables (``<prefix>search_document``, ``<prefix>search_meta``), so
-    several catalogs can share a database; default none.
+    prefix of the index's tables (``<prefix>search_document``, ``<prefix>search_resource``,
+    ``<prefix>search_content``, ``<prefix>search_meta``), so several catalogs can share a
+    database; default none.
 ``pool_size`` / ``pool_timeout``
     connections per process (default 4) and how long a call waits for one (default 30 s).
 ``cache_size``
@@ -29,7 +30,13 @@ URL: ``postgresql://[user[:password]@][host][:port]/dbname[?param=value&...]`` (
 Matching follows :mod:`opencatalog.domain.search` exactly: text is tokenised in Python with the
 domain's tokeniser and stored as ``tsvector`` literals (PostgreSQL never parses it), phrases use
 ``<->`` within one value, prefixes ``:*``; keyword fields are plain and array columns; facets
-are ``GROUP BY`` counts over the matching rows.
+are ``GROUP BY`` counts over the matching rows. The resources and contents indices are tables
+of their own with the same ``tsvector`` form, replaced per dataset and per resource.
+
+``rebuilding()`` fills tables beside the live ones and swaps them in by renaming, in one
+transaction: readers see the old index or the new one, never an empty one. Tables missing from
+an installation of an earlier release are created when it is opened, and the tables of a
+rebuild whose process died are dropped.
 """
 
 from opencatalog_postgres.index import PostgresSearchIndex
