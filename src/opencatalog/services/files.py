@@ -65,7 +65,7 @@ from opencatalog.domain.permissions import Action, Role
 from opencatalog.errors import ConfigurationError, NotAuthorized, NotFound, ValidationFailed
 from opencatalog.ports.blobs import MAX_RANGE_BYTES, ORPHAN_GRACE, BlobStore
 
-from ._base import Call, Principal, ServiceContext
+from ._base import Call, Principal
 from .datasets import _DatasetWriter
 
 __all__ = [
@@ -450,9 +450,6 @@ class _Grant:
 class FileService(_DatasetWriter):
     """Resource files (``catalog.files``): upload, signed upload URLs, download, text,
     preview and the orphan sweep."""
-
-    def __init__(self, ctx: ServiceContext, principal: Principal) -> None:
-        super().__init__(ctx, principal)
 
     # -- configuration -------------------------------------------------------------------
 
