@@ -17,6 +17,7 @@ from opencatalog.ports.security import PasswordHasher
 from opencatalog.ports.storage import Storage
 from opencatalog.services._base import ServiceContext
 from opencatalog.services.catalog import Catalog
+from opencatalog.services.files import SECRET_KEY_FILE, read_or_create_secret_key
 from opencatalog.services.indexing import Indexer
 
 __all__ = ["CATALOG_DB", "CONFIG_FILE", "open_catalog"]
@@ -43,6 +44,16 @@ def _folder_settings(folder: Path, overrides: dict[str, Any]) -> Settings:
     values.update(Settings.env_values())
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings.from_mapping(values)
+
+
+def _upload_secret(settings: Settings, location: str | Path | None) -> bytes | None:
+    """The key signing upload URLs: the ``secret_key`` setting, else a folder catalog's key
+    file (made on first open), else None (a random key per process)."""
+    if settings.secret_key:
+        return settings.secret_key.encode("utf-8")
+    if location is not None and "://" not in str(location):
+        return read_or_create_secret_key(Path(location) / SECRET_KEY_FILE)
+    return None
 
 
 def open_catalog(
@@ -123,6 +134,8 @@ def open_catalog(
         ),
         hasher=password_hasher,
         search_index=search_index,
+        upload_secret=_upload_secret(settings, location),
+        upload_max_bytes=settings.upload_max_bytes,
         task_queue=task_queue,
     )
     indexer = None

@@ -48,6 +48,10 @@ class Settings:
     ``password_hash_params``: Argon2 parameters (``time_cost``, ``memory_cost``...) for the
     password hasher. The policy switches are those
     of :class:`opencatalog.domain.permissions.Policy`.
+
+    Uploads: ``upload_max_bytes`` is the largest file accepted (100 MiB by default);
+    ``secret_key`` signs upload URLs (default: a folder catalog's ``secret_key`` file, made
+    with mode 0600 on first open; otherwise a random key per process).
     """
 
     storage: str = "memory://"
@@ -59,6 +63,8 @@ class Settings:
     user_create_organizations: bool = attrs.field(default=False, converter=_bool)
     user_create_groups: bool = attrs.field(default=True, converter=_bool)
     password_hash_params: Mapping[str, int] = attrs.field(factory=dict)
+    upload_max_bytes: int = attrs.field(default=100 * 1024 * 1024, converter=int)
+    secret_key: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Settings:
