@@ -605,3 +605,33 @@ def test_secret_key_file_is_created_private_and_kept(tmp_path):
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_or_create_secret_key(path) == first
+
+
+def test_folder_catalogs_keep_their_signing_key(tmp_path):
+    from opencatalog.bootstrap import open_catalog
+    from opencatalog.domain.commands import DatasetInput, GroupInput
+    from opencatalog.testing.stateful import CHEAP_PASSWORD_HASHING
+
+    settings = {"password_hash_params": dict(CHEAP_PASSWORD_HASHING)}
+    if "run_jobs_in_process" in attrs.fields_dict(Settings):
+        settings["run_jobs_in_process"] = False
+    folder = tmp_path / "cat"
+    with open_catalog(folder, **settings) as first:
+        first.organizations.create(GroupInput(name="org-a"))
+        created = first.datasets.create(
+            DatasetInput(name="water", owner_org="org-a", resources=[ResourceInput(url="")])
+        )
+        rid = created.resources[0].id
+        issued = first.files.create_upload_url(rid)
+    key_file = folder / "secret_key"
+    assert key_file.exists()
+    if os.name == "posix":
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with open_catalog(folder, **settings) as second:  # another process, the same key
+        second._ctx.blobs = MemoryBlobStore()
+        second.files.accept_signed_upload(issued.token, io.BytesIO(DATA))
+        assert download_bytes(second.files, rid) == DATA
+        unused = second.files.create_upload_url(rid)
+    third = open_catalog(folder, secret_key="configured", **settings)
+    with third, pytest.raises(NotAuthorized):  # a configured key replaces the file's
+        third.files.accept_signed_upload(unused.token, io.BytesIO(DATA))
