@@ -9,7 +9,7 @@ import attrs
 
 from opencatalog.domain import rules
 from opencatalog.domain.licenses import DEFAULT_LICENSES, License
-from opencatalog.domain.model import Activity, State, Vocabulary
+from opencatalog.domain.model import Activity, State, Tag, Vocabulary
 from opencatalog.domain.permissions import Action
 from opencatalog.errors import NotFound, ValidationFailed
 from opencatalog.ports.storage import DatasetFilter
@@ -59,6 +59,63 @@ class TagService(Service):
                 tags = [t for t in tags if query.casefold() in t.casefold()]
             return sorted(tags)
         return sorted(name for name, _ in self.counts(query=query))
+
+    def search(
+        self,
+        query: str | Sequence[str] | None,
+        *,
+        vocabulary: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[int, builtins.list[Tag]]:
+        """Tags whose name contains every query string, case-insensitively (CKAN tag_search):
+        free tags of datasets the actor may read, or the tags of ``vocabulary`` (id or name).
+        Returns the total and the requested page, ordered by name. No query string finds
+        nothing."""
+        terms = self._terms(query, offset=offset, limit=limit)
+        if not terms:
+            return 0, []
+        with self._call() as call:
+            vocab = self._vocabulary(call, vocabulary) if vocabulary else None
+            if vocab is not None:
+                names = list(vocab.tags)
+            else:
+                flt = DatasetFilter(visibility=call.actor.visibility())
+                names = [name for name, _ in call.uow.datasets.tag_counts(flt)]
+        needles = [t.casefold() for t in terms]
+        found = sorted(n for n in set(names) if all(x in n.casefold() for x in needles))
+        page = found[offset:] if limit is None else found[offset : offset + limit]
+        vocab_id = vocab.id if vocab is not None else None
+        return len(found), [Tag(name=n, vocabulary_id=vocab_id) for n in page]
+
+    def autocomplete(
+        self, query: str | Sequence[str] | None, *, vocabulary: str | None = None, limit: int = 10
+    ) -> builtins.list[str]:
+        """Names of the tags :meth:`search` finds, at most ``limit`` (CKAN
+        tag_autocomplete)."""
+        return [tag.name for tag in self.search(query, vocabulary=vocabulary, limit=limit)[1]]
+
+    @staticmethod
+    def _terms(
+        query: str | Sequence[str] | None, *, offset: int, limit: int | None
+    ) -> builtins.list[str]:
+        errors = Errors()
+        terms: builtins.list[str] = []
+        if isinstance(query, str):
+            terms = [query]
+        elif query is not None:
+            if not isinstance(query, Sequence) or not all(isinstance(t, str) for t in query):
+                errors.add("query", "Must be a string or a list of strings")
+            else:
+                terms = list(query)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            errors.add("offset", "Must be a natural number")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            errors.add("limit", "Must be a natural number")
+        errors.raise_if_any()
+        return [t.strip() for t in terms if t.strip()]
 
     def _vocabulary(self, call: Call, ref: str) -> Vocabulary:
         if not isinstance(ref, str) or not ref:
