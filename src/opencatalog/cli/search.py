@@ -1,12 +1,14 @@
-"""``search`` and ``reindex``: query the index, compare it with the database, rebuild it."""
+"""``search`` and ``reindex``: query the index, compare it with the database, look inside it,
+rebuild it."""
 
 from __future__ import annotations
 
 import click
 
+from opencatalog.domain.search import INDEX_NAMES
 from opencatalog.serialization import dataset_to_dict
 
-from ._common import CliState, emit, message, pass_state, stderr_is_tty
+from ._common import CliState, dumps, emit, message, pass_state, stderr_is_tty
 
 __all__ = ["reindex", "search"]
 
@@ -72,7 +74,9 @@ def query(
 @click.option("--repair", is_flag=True, help="Fix the differences found.")
 @pass_state
 def check(state: CliState, repair: bool) -> None:
-    """Compare the search index with the database (missing, extra and stale documents).
+    """Compare the search index with the database: datasets missing, extra or stale in the
+    packages index, resources missing or extra in the resources index, and resources whose
+    file text is missing or extra in the contents index.
 
     Exits with 1 when differences remain (not repaired).
     """
@@ -84,6 +88,10 @@ def check(state: CliState, repair: bool) -> None:
             "extra": list(report.extra),
             "stale": list(report.stale),
             "duplicated": list(report.duplicated),
+            "resources_missing": list(report.resources_missing),
+            "resources_extra": list(report.resources_extra),
+            "contents_missing": list(report.contents_missing),
+            "contents_extra": list(report.contents_extra),
             "repaired": repair and not report.clean,
         }
     )
@@ -99,25 +107,79 @@ def check(state: CliState, repair: bool) -> None:
 @search.command("stats")
 @pass_state
 def stats(state: CliState) -> None:
-    """Documents, size and pending changes of the search index."""
-    emit(state.open().search.stats())
+    """Documents per index (packages, resources, contents), size and pending changes."""
+    result = state.open().search.stats()
+    emit(result)
+    per_index = result.get("per_index", {})
+    message(", ".join(f"{name}: {per_index.get(name, 0)}" for name in INDEX_NAMES))
+
+
+_INDEX = click.Choice(INDEX_NAMES)
+
+
+@search.command("doc")
+@click.argument("index", type=_INDEX)
+@click.argument("doc_id", metavar="ID")
+@pass_state
+def doc(state: CliState, index: str, doc_id: str) -> None:
+    """Print one document of INDEX as the search index stores it (ID: a dataset id, a
+    resource id, or <resource id>:<chunk> for contents)."""
+    emit(state.open().search.document(index, doc_id))
+
+
+@search.command("browse")
+@click.argument("index", type=_INDEX)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(0, 100), default=20, show_default=True)
+@click.option("--jsonl", is_flag=True, help="One document per line instead of one JSON page.")
+@pass_state
+def browse(state: CliState, index: str, offset: int, limit: int, jsonl: bool) -> None:
+    """List the documents of INDEX (packages, resources or contents), ordered by id."""
+    page = state.open().search.browse(index, offset=offset, limit=limit)
+    if jsonl:
+        for item in page.items:
+            click.echo(dumps(dict(item)))
+    else:
+        emit(
+            {
+                "index": page.index,
+                "total": page.total,
+                "offset": page.offset,
+                "limit": page.limit,
+                "items": [dict(item) for item in page.items],
+            }
+        )
+    shown = f"{offset + 1}-{offset + len(page.items)}" if page.items else "none"
+    message(f"{index}: {shown} of {page.total}")
 
 
 @click.command()
 @pass_state
 def reindex(state: CliState) -> None:
-    """Rebuild the search index from the database.
+    """Rebuild the search index from the database: datasets, their resources and the text
+    extracted from their files.
 
-    Searches keep working while it runs: documents are replaced in place and those of
-    datasets no longer stored are removed at the end. Progress goes to stderr.
+    The new index is built beside the current one and replaces it when complete (indices
+    that cannot build beside themselves are rebuilt in place); searches keep answering from
+    the current one meanwhile, and changes made during the rebuild are applied right after
+    it. Progress goes to stderr.
     """
     catalog = state.open()
     shown = [0]
 
     def progress(done: int, total: int) -> None:
-        if (stderr_is_tty() and done - shown[0] >= 1000) or done == total:
+        if stderr_is_tty():  # one line, updated in place
+            if done - shown[0] >= 1000 or done == total:
+                shown[0] = done
+                click.echo(f"\rindexed {done}/{total}", err=True, nl=done == total)
+        elif done == total or done - shown[0] >= max(1000, total // 10):  # a line a tenth
             shown[0] = done
-            click.echo(f"\rindexed {done}/{total}", err=True, nl=done == total)
+            click.echo(f"indexed {done}/{total}", err=True)
 
     count = catalog.search.reindex(progress=progress)
-    message(f"Reindexed {count} datasets")
+    per_index = catalog.search.stats().get("per_index", {})
+    message(
+        f"Reindexed {count} datasets ("
+        + ", ".join(f"{name}: {per_index.get(name, 0)}" for name in INDEX_NAMES)
+        + ")"
+    )
