@@ -1,6 +1,8 @@
 """The shipped search conformance kit against ``PostgresSearchIndex``, a fresh database per
-test: the fixed corpus with known answers and the Hypothesis comparisons with the memory
-index (random corpora and queries, exact order where the order is defined)."""
+test: the fixed corpus with known answers, the resources and contents indices, the
+administration methods, ``rebuilding()`` beside the live tables, and the Hypothesis
+comparisons with the memory index (random corpora, queries and write sequences, exact order
+where the order is defined)."""
 
 from __future__ import annotations
 

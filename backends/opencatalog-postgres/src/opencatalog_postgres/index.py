@@ -661,7 +661,8 @@ class PostgresSearchIndex(SearchIndex):
         must index everything from storage. One rebuild at a time per table prefix (another
         one raises ``BackendError``); a session-level advisory lock marks it, so the tables
         of a rebuild whose process died are dropped by the next open or rebuild. The swapped
-        in tables belong to the rebuilding user and get the live tables' grants.
+        in tables belong to the rebuilding user and get the live tables' grants. A rebuild
+        uses a connection of its own and, for the new index, a pool of ``pool_size`` more.
         """
         self._check_open()
         if self._tables.suffix:

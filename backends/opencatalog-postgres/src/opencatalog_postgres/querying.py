@@ -12,8 +12,8 @@ Leaves (see :mod:`opencatalog.domain.search` for the rules):
   over ``unnest(col)``;
 * the default field ``text``: ``text_tsv @@ 'word'``, phrases ``'a' <-> 'b'`` guarded by the
   GIN-friendly ``'a' & 'b'``, prefixes ``'wat':*``; where a document's ``tsvector`` cannot
-  decide (see ``documents``) the token string in ``text_exact`` does; plain ``tsquery`` tests
-  under one ``And``/``Or`` are merged into one;
+  decide (see ``documents``) the token string in ``text_exact`` does, instead of the vector;
+  plain ``tsquery`` tests under one ``And``/``Or`` are merged into one;
 * other text fields: the same ``tsquery`` on ``text_tsv`` selects candidates through the GIN
   index (every token of a field is also in ``text``), then ``strpos`` on the field's token
   string decides exactly: ``' water '``, ``' water quality '``, ``' wat'``.
@@ -211,8 +211,11 @@ class _Compiler:
             fallback = f"coalesce(strpos({alias}.text_exact, %s), 0) > 0"
             if phrase is None:
                 return _Sql(f"({column} @@ %s::tsquery AND {fallback})", (candidates, needle), True)
+            # a row with a token string has a vector without positions (a phrase never
+            # matches it): test one or the other, so each row reads one of the two values
             return _Sql(
-                f"({column} @@ %s::tsquery AND ({column} @@ %s::tsquery OR {fallback}))",
+                f"({column} @@ %s::tsquery AND CASE WHEN {alias}.text_exact IS NULL "
+                f"THEN {column} @@ %s::tsquery ELSE {fallback} END)",
                 (candidates, phrase, needle),
                 True,
             )
