@@ -34,6 +34,20 @@ def _bool(value: Any) -> bool:
     raise ConfigurationError(f"Not a boolean: {value!r}")
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    """A list of strings from a list or a comma-separated string (environment variables)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(str(part) for part in value)
+
+
+def _ports(value: Any) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _strings(value))
+    except ValueError as exc:
+        raise ConfigurationError(f"Not a list of port numbers: {value!r}") from exc
+
+
 @frozen(kw_only=True)
 class Settings:
     """Everything a catalog is built from.
@@ -52,6 +66,18 @@ class Settings:
     Uploads: ``upload_max_bytes`` is the largest file accepted (100 MiB by default);
     ``secret_key`` signs upload URLs (default: a folder catalog's ``secret_key`` file, made
     with mode 0600 on first open; otherwise a random key per process).
+
+    Files and jobs: ``blobs`` is the blob store URL (``memory://``; ``file:///path`` or
+    ``s3://bucket/prefix`` through fsspec; a catalog folder defaults to its ``blobs/``
+    subfolder). ``run_jobs_in_process``: the catalog runs its own background jobs (the
+    resource pipeline) on a worker thread, woken after each commit that enqueued one; turn
+    it off when separate ``opencatalog worker`` processes run them. ``job_deadline``: seconds
+    a job handler may run before a worker gives up on it. ``fetch_max_bytes`` and
+    ``fetch_timeout`` bound each download of an external resource URL (default 100 MB and
+    30 s), ``fetch_host_interval`` is the minimum time between two requests to one host,
+    ``fetch_allowed_ports`` the ports the fetcher may connect to, and
+    ``fetch_allowed_networks`` networks (CIDR) it may reach although they are not public
+    (an intranet server; empty by default: only public addresses).
     """
 
     storage: str = "memory://"
@@ -65,6 +91,16 @@ class Settings:
     password_hash_params: Mapping[str, int] = attrs.field(factory=dict)
     upload_max_bytes: int = attrs.field(default=100 * 1024 * 1024, converter=int)
     secret_key: str | None = attrs.field(default=None, repr=False)
+    blobs: str = "memory://"
+    run_jobs_in_process: bool = attrs.field(default=True, converter=_bool)
+    job_deadline: float = attrs.field(default=600.0, converter=float)
+    fetch_max_bytes: int = attrs.field(default=100 * 1024 * 1024, converter=int)
+    fetch_timeout: float = attrs.field(default=30.0, converter=float)
+    fetch_host_interval: float = attrs.field(default=1.0, converter=float)
+    fetch_allowed_ports: tuple[int, ...] = attrs.field(
+        default=(80, 443, 8080, 8443), converter=_ports
+    )
+    fetch_allowed_networks: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Settings:

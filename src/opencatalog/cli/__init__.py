@@ -26,7 +26,9 @@ from .files import gc, resource
 from .groups import group, org
 from .health import health
 from .jobs import jobs
+from .pipeline import pipeline
 from .search import reindex, search
+from .worker import worker
 
 __all__ = ["main"]
 
@@ -67,6 +69,8 @@ for _command in (
     search,
     reindex,
     jobs,
+    worker,
+    pipeline,
     health,
     resource,
     gc,

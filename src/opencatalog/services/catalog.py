@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -16,7 +16,8 @@ from .files import FileService
 from .groups import GroupService
 from .health import HealthService
 from .indexing import Indexer
-from .jobs import JobService
+from .jobs import JobHandler, JobRunner, JobService
+from .pipeline import PipelineService
 from .search import SearchService
 from .tags import ActivityService, LicenseService, TagService
 from .users import TokenService, UserService
@@ -41,6 +42,8 @@ class Catalog:
         on_close: list[Callable[[], None]] | None = None,
         info: dict[str, Any] | None = None,
         indexer: Indexer | None = None,
+        job_handlers: Mapping[str, JobHandler] | None = None,
+        job_runner: JobRunner | None = None,
     ) -> None:
         self._ctx = ctx
         self._principal = principal or Principal.system()
@@ -56,7 +59,10 @@ class Catalog:
         self.tags = TagService(ctx, p)
         self.licenses = LicenseService(ctx, p)
         self.activities = ActivityService(ctx, p)
-        self.jobs = JobService(ctx, p)
+        self.jobs = JobService(ctx, p, handlers=job_handlers, runner=job_runner)
+        self.pipeline = PipelineService(ctx, p)
+        self._job_handlers = job_handlers
+        self._job_runner = job_runner
         self.health = HealthService(ctx, p)
         self.files = FileService(ctx, p)
         self._search: SearchService | None = None
@@ -92,7 +98,13 @@ class Catalog:
 
     def _view(self, principal: Principal) -> Catalog:
         return Catalog(
-            self._ctx, principal=principal, on_close=[], info=self._info, indexer=self._indexer
+            self._ctx,
+            principal=principal,
+            on_close=[],
+            info=self._info,
+            indexer=self._indexer,
+            job_handlers=self._job_handlers,
+            job_runner=self._job_runner,
         )
 
     @property

@@ -1,4 +1,14 @@
-"""Datasets and their resources: the catalog's main aggregate."""
+"""Datasets and their resources: the catalog's main aggregate.
+
+Resource files follow their resources in the same transaction as the change: a resource
+created with an external http(s) URL, or whose URL becomes a new external one, gets a
+``pipeline`` job (deduplicated per resource, see :mod:`opencatalog.services.pipeline`) and a
+``pending`` file record; a resource deleted (or dropped by a dataset update) or a dataset
+purged loses its file records, and the ``contents`` index is told to drop its text. A change
+of a dataset's state or visibility asks the ``contents`` index to re-check its resources.
+Bulk loads (:meth:`DatasetService.create_many`) do not enqueue: run
+:meth:`~opencatalog.services.pipeline.PipelineService.enqueue_all` after a load.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +27,12 @@ from opencatalog.domain.commands import (
     ResourcePatch,
 )
 from opencatalog.domain.model import Dataset, Resource, State, Tag
-from opencatalog.domain.permissions import Action
+from opencatalog.domain.permissions import Action, dataset_labels
 from opencatalog.errors import AlreadyExists, Conflict, NotFound, OpenCatalogError, ValidationFailed
 from opencatalog.ports.storage import DatasetFilter
 
 from ._base import Call, Service, require_input, require_ref
+from .pipeline import CONTENTS_TOPIC, is_external, request_processing
 from .validation import Errors, check_dataset, check_resource, given
 
 __all__ = ["BulkResult", "DatasetService", "Page", "ResourceService"]
@@ -314,6 +325,9 @@ class _DatasetWriter(Service):
         call.uow.datasets.add(dataset)
         call.changed(TOPIC, dataset.id)
         call.dataset_activity("created", dataset)
+        for res in dataset.resources:
+            if is_external(res):
+                request_processing(call, dataset.id, res.id, new=True)
 
     def _store_change(
         self, call: Call, current: Dataset, new: Dataset, verb: str = "updated"
@@ -327,7 +341,26 @@ class _DatasetWriter(Service):
         call.uow.datasets.save(new)
         call.changed(TOPIC, new.id)
         call.dataset_activity(verb, new)
+        self._follow_files(call, current, new)
         return new
+
+    def _follow_files(self, call: Call, current: Dataset, new: Dataset) -> None:
+        """Keep the resources' files in step with a dataset change (see the module
+        docstring): enqueue new external URLs, drop the files of removed resources."""
+        before = {r.id: r for r in current.resources}
+        for res in new.resources:
+            old = before.pop(res.id, None)
+            if is_external(res) and (
+                old is None or not is_external(old) or old.url.strip() != res.url.strip()
+            ):
+                request_processing(call, new.id, res.id, new=old is None)
+        if before:  # resources no longer in the dataset
+            call.uow.files.remove(list(before))
+            for rid in before:
+                call.changed(CONTENTS_TOPIC, rid)
+        if new.state is not current.state or dataset_labels(new) != dataset_labels(current):
+            for res in new.resources:
+                call.changed(CONTENTS_TOPIC, res.id)
 
     def _update(self, call: Call, current: Dataset, inp: DatasetInput) -> Dataset:
         new = self._build(call, inp, current)
@@ -413,6 +446,10 @@ class DatasetService(_DatasetWriter):
         (bad fields, a taken name, no rights) is reported in :attr:`BulkResult.errors` under
         its position and writes nothing; the others are created. ``progress`` is called with
         the number of inputs handled after each batch.
+
+        A bulk load enqueues no pipeline jobs (that would cost a job row per external URL in
+        the load's transactions): run ``catalog.pipeline.enqueue_all()`` (``opencatalog
+        pipeline enqueue-all``) afterwards to fetch and index the loaded resources' files.
         """
         created = 0
         errors: dict[int, dict[str, Any]] = {}
@@ -596,6 +633,10 @@ class DatasetService(_DatasetWriter):
             call.uow.datasets.remove(current.id)
             call.uow.activities.remove_for_object(current.id)
             call.changed(TOPIC, current.id)
+            resource_ids = [r.id for r in current.resources]
+            call.uow.files.remove(resource_ids)
+            for rid in resource_ids:
+                call.changed(CONTENTS_TOPIC, rid)
             call.commit()
 
     def list(
