@@ -247,6 +247,11 @@ class SearchService(Service):
         only where the actor is a member; drafts and deleted datasets likewise with
         ``include_drafts``/``include_deleted``. Results are read from storage, so they are
         never staler than the database.
+
+        Pending index changes are applied first (waiting for a drain already under way), so
+        the answer reflects every committed write; while ``reindex`` rebuilds the index the
+        search does not wait for it and answers from the current index (see
+        :mod:`opencatalog.services.indexing`).
         """
         if not isinstance(q, str):
             raise SearchQueryError("Search Query is invalid: q must be a string")
