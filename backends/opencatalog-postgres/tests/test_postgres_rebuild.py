@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +23,7 @@ from opencatalog.adapters.memory_search import MemorySearchIndex
 from opencatalog.domain.search import (
     DatasetDocument,
     MatchAll,
+    ResourceDocument,
     SearchQuery,
     TextQuery,
     parse_query,
@@ -513,3 +515,41 @@ def test_an_installation_of_the_previous_release_is_upgraded_on_open(url: str) -
         assert sizes(again) == NEW
     finally:
         again.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalog
+
+
+def test_a_catalog_reindexes_into_it(url: str, tmp_path: Path) -> None:
+    import opencatalog as oc
+
+    with oc.open_catalog(
+        storage=f"sqlite:///{tmp_path / 'catalog.db'}", search=url, index_delay=0
+    ) as cat:
+        for n in range(3):
+            cat.datasets.create(
+                oc.DatasetInput(
+                    name=f"gauges-{n}",
+                    title=f"River gauges {n}",
+                    resources=[
+                        oc.ResourceInput(
+                            url=f"https://example.org/{n}.csv", name="levels", format="CSV"
+                        )
+                    ],
+                )
+            )
+        with PostgresSearchIndex.from_url(url) as idx:
+            assert idx.query_resources(TextQuery(query=parse_query("levels"))).total == 3
+            idx.clear()  # lost, as after a restore of an old backup
+            idx.index_resources({"ghost": [ResourceDocument(id="r-ghost", package_id="ghost")]})
+        assert cat.search.reindex() == 3
+        stats = cat.search.stats()
+        assert stats["per_index"] == {"packages": 3, "resources": 3, "contents": 0}
+        found = cat.search.datasets("gauges", limit=10).results
+        assert sorted(d.name for d in found) == ["gauges-0", "gauges-1", "gauges-2"]
+    with PostgresSearchIndex.from_url(url) as idx:
+        assert sorted(pkg for _, pkg in idx.document_ids("resources")) == sorted(
+            pkg for pkg, _ in idx.ids()
+        )
+        assert not {name for name in relations(url) if "_new" in name}
