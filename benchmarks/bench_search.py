@@ -13,9 +13,12 @@ Builds ``DatasetDocument``s from the deterministic generator in ``benchmarks/gen
   res_format, license_id), as an anonymous visitor;
 * word queries without facets;
 * the same word queries sorted by name;
-* match-all with the five facets (the ``/dataset`` landing page), once right after a commit
-  each time (nothing cached) and repeated (adapters may cache faceted pages until the next
-  commit).
+* match-all with the five facets (the ``/dataset`` landing page): computed (the index opened
+  with its page cache off where it has one: ``--repeat`` runs), right after a commit each time
+  and repeated with the cache on (adapters may cache faceted pages until the next commit);
+* unless ``--no-text``: the resources index (every generated resource) and the contents index
+  (``--chunks`` chunks of about 600 words each), their bulk indexing rate and word queries on
+  each (top 20 with the total).
 
 Prints a markdown table on stdout; progress goes to stderr.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import random
 import statistics
 import sys
 import tempfile
@@ -38,11 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from benchmarks.generate import Generator
 from opencatalog.domain.search import (
+    ContentDocument,
     DatasetDocument,
     FacetRequest,
     MatchAll,
+    ResourceDocument,
     SearchQuery,
     SortKey,
+    TextQuery,
     parse_query,
 )
 from opencatalog.ports.search import SearchIndex
@@ -89,7 +96,41 @@ def document(raw: dict[str, Any], position: int) -> DatasetDocument:
     )
 
 
-def open_index(adapter: str, path: str | None) -> SearchIndex:
+def resource_documents(raw: dict[str, Any]) -> list[ResourceDocument]:
+    """The resources-index documents of one generated dataset dict."""
+    return [
+        ResourceDocument(
+            id=r["id"],
+            package_id=raw["id"],
+            name=r.get("name") or "",
+            description=r.get("description") or "",
+            format=r.get("format") or "",
+            url=r.get("url") or "",
+            position=position,
+        )
+        for position, r in enumerate(raw.get("resources", []))
+    ]
+
+
+def content_chunks(
+    generator: Generator, resources: list[ResourceDocument], chunks: int
+) -> dict[str, list[ContentDocument]]:
+    """About 600 words of extracted text for each of the first ``chunks`` resources (one
+    chunk each), drawn from the generator's vocabulary."""
+    rng = random.Random(7)
+    out: dict[str, list[ContentDocument]] = {}
+    for res in resources[:chunks]:
+        words = generator._zipf_words(rng, 600)
+        lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+        out[res.id] = [
+            ContentDocument(
+                resource_id=res.id, package_id=res.package_id, chunk=0, text="\n".join(lines)
+            )
+        ]
+    return out
+
+
+def open_index(adapter: str, path: str | None, **options: Any) -> SearchIndex:
     if adapter == "memory":
         from opencatalog.adapters.memory_search import MemorySearchIndex
 
@@ -97,7 +138,7 @@ def open_index(adapter: str, path: str | None) -> SearchIndex:
     if adapter == "tantivy":
         from opencatalog.adapters.tantivy_search import TantivySearchIndex
 
-        return TantivySearchIndex(path)
+        return TantivySearchIndex(path, **options)
     if adapter == "whoosh":
         from opencatalog.adapters.whoosh_search import WhooshSearchIndex
 
@@ -135,39 +176,82 @@ def latency(index: SearchIndex, queries: list[SearchQuery]) -> tuple[float, floa
     return statistics.median(samples), p95, statistics.fmean(totals)
 
 
+def text_latency(query: Callable[[TextQuery], Any], queries: list[TextQuery]) -> Row:
+    """Median and p95 latency of resources/contents queries, and the mean total."""
+    for q in queries[:20]:
+        query(q)
+    samples = []
+    totals = []
+    for q in queries:
+        start = time.perf_counter()
+        page = query(q)
+        samples.append((time.perf_counter() - start) * 1000)
+        totals.append(page.total)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95, statistics.fmean(totals)
+
+
+Row = tuple[float, float, float]
+
+
+def bulk_rate(
+    index: SearchIndex,
+    what: str,
+    write: Callable[[SearchIndex, int, int], None],
+    size: int,
+    chunk: int,
+) -> float:
+    """Documents per second for ``write(bulk, start, stop)`` over ``size`` items in one
+    ``bulk()`` block."""
+    progress(f"indexing {what} ...")
+    start = time.perf_counter()
+    with index.bulk() as bulk:
+        for offset in range(0, size, chunk):
+            write(bulk, offset, min(size, offset + chunk))
+            progress(f"  {what}: {min(offset + chunk, size):,} / {size:,}")
+    elapsed = time.perf_counter() - start
+    return size / elapsed if elapsed else float("inf")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapter", choices=("tantivy", "whoosh", "memory"), default="tantivy")
     parser.add_argument("--datasets", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=100, help="landing page runs")
+    parser.add_argument("--chunks", type=int, default=20_000, help="contents chunks")
+    parser.add_argument("--no-text", action="store_true", help="skip resources and contents")
     parser.add_argument("--path", help="index folder (default: a temporary folder)")
     parser.add_argument("--memory", action="store_true", help="keep the index in RAM")
     args = parser.parse_args(argv)
 
     progress(f"generating {args.datasets:,} datasets ...")
     generator = Generator(seed=42)
-    docs = [document(raw, i) for i, raw in enumerate(generator.datasets(args.datasets))]
+    raws = list(generator.datasets(args.datasets))
+    docs = [document(raw, i) for i, raw in enumerate(raws)]
+    by_package = {raw["id"]: resource_documents(raw) for raw in raws}
+    del raws
     words = generator.queries(args.queries)
     gc.collect()
     gc.freeze()
 
+    rows: list[tuple[str, float, float, float]] = []
+    rates: list[tuple[str, int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = None if args.memory or args.adapter == "memory" else (args.path or tmp)
-        index = open_index(args.adapter, path)
+        uncached = {"cache_size": 0} if args.adapter == "tantivy" else {}
+        index = open_index(args.adapter, path, **uncached)
         progress(f"indexing into {args.adapter} ({path or 'RAM'}) ...")
-        start = time.perf_counter()
-        with index.bulk():
-            chunk = 5_000
-            for offset in range(0, len(docs), chunk):
-                index.index(docs[offset : offset + chunk])
-                progress(f"  {min(offset + chunk, len(docs)):,} / {len(docs):,}")
-        elapsed = time.perf_counter() - start
-        rate = len(docs) / elapsed if elapsed else float("inf")
-        stats = index.stats()
-        progress(f"indexed in {elapsed:.1f} s ({rate:,.0f} docs/s), {stats.size_bytes:,} bytes")
+
+        def write_packages(bulk: SearchIndex, start: int, stop: int) -> None:
+            bulk.index(docs[start:stop])
+
+        rate = bulk_rate(index, "datasets", write_packages, len(docs), 5_000)
+        rates.append(("datasets", len(docs), rate))
+        progress(f"indexed at {rate:,.0f} docs/s")
 
         parsed = [parse_query(w) for w in words]
-        rows = []
         progress("word queries + 5 facets ...")
         rows.append(
             (
@@ -193,28 +277,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         progress("match-all + 5 facets ...")
         landing = SearchQuery(query=MatchAll(), facets=FACETS, labels=PUBLIC)
+        median, p95, page = timed(lambda: index.query(landing), args.repeat)
+        rows.append(("match-all + 5 facets, computed", median, p95, float(page.total)))
 
-        def after_commit() -> Any:
+        def after_commit() -> float:
             index.delete([])  # a commit: drops any cached page
             start = time.perf_counter()
-            page = index.query(landing)
-            return (time.perf_counter() - start) * 1000, page
+            index.query(landing)
+            return (time.perf_counter() - start) * 1000
 
-        samples = sorted(after_commit()[0] for _ in range(20))
-        page = index.query(landing)
+        samples = sorted(after_commit() for _ in range(20))
         p95 = samples[round(0.95 * (len(samples) - 1))]
         rows.append(
-            ("match-all + 5 facets, uncached", statistics.median(samples), p95, float(page.total))
+            ("match-all + 5 facets, after a commit", statistics.median(samples), p95, page.total)
         )
-        median, p95, page = timed(lambda: index.query(landing), 20)
-        rows.append(("match-all + 5 facets, repeated", median, p95, float(page.total)))
+
+        if not args.no_text:
+            resources = [r for docs_of in by_package.values() for r in docs_of]
+            package_ids = list(by_package)
+
+            def write_resources(bulk: SearchIndex, start: int, stop: int) -> None:
+                bulk.index_resources({i: by_package[i] for i in package_ids[start:stop]})
+
+            rate = bulk_rate(index, "resources", write_resources, len(package_ids), 10_000)
+            rates.append(("resources", len(resources), rate * len(resources) / len(package_ids)))
+            contents = content_chunks(generator, resources, args.chunks)
+            rids = list(contents)
+
+            def write_contents(bulk: SearchIndex, start: int, stop: int) -> None:
+                bulk.index_contents({i: contents[i] for i in rids[start:stop]})
+
+            rate = bulk_rate(index, "contents", write_contents, len(rids), 2_000)
+            rates.append(("contents (600 words)", len(rids), rate))
+            text_queries = [TextQuery(query=p) for p in parsed]
+            progress("resources and contents queries ...")
+            rows.append(("resources: words", *text_latency(index.query_resources, text_queries)))
+            rows.append(("contents: words", *text_latency(index.query_contents, text_queries)))
+            lit = [TextQuery(query=p, highlight=True) for p in parsed]
+            rows.append(("contents: words, highlighted", *text_latency(index.query_contents, lit)))
+
+        stats = index.stats()
         index.close()
+        if args.adapter == "tantivy":
+            progress("match-all + 5 facets with the page cache ...")
+            cached = open_index(args.adapter, path)
+            median, p95, page = timed(lambda: cached.query(landing), 20)
+            rows.append(("match-all + 5 facets, cached", median, p95, float(page.total)))
+            cached.close()
 
     print(f"\n### {args.adapter}, {args.datasets:,} datasets\n")
-    print(
-        f"Bulk indexing: {elapsed:.1f} s, **{rate:,.0f} docs/s**; "
-        f"index size {stats.size_bytes / 1e6:.1f} MB\n"
-    )
+    print(f"Index size {stats.size_bytes / 1e6:.1f} MB ({dict(stats.per_index)})\n")
+    print("| bulk indexing | documents | docs/s |")
+    print("|---|---:|---:|")
+    for name, count, rate in rates:
+        print(f"| {name} | {count:,} | **{rate:,.0f}** |")
+    print()
     print("| query | median ms | p95 ms | mean hits |")
     print("|---|---:|---:|---:|")
     for name, median, p95, hits in rows:

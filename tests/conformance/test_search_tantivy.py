@@ -1,16 +1,24 @@
-"""The search conformance kit against the tantivy index, in memory and on disk."""
+"""The search conformance kit against the tantivy index, in memory and on disk, and what only
+the tantivy folder layout has: generations, the writer lock, the old layout, crashes."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tantivy
 
-from opencatalog.adapters.tantivy_search import TantivySearchIndex
-from opencatalog.domain.search import SearchQuery, parse_query
+from opencatalog.adapters.tantivy_search import POINTER, TantivySearchIndex
+from opencatalog.domain.search import SearchQuery, TextQuery, parse_query
+from opencatalog.errors import BackendError
 from opencatalog.ports.search import SearchIndex
-from opencatalog.testing.search import CORPUS, SearchIndexTests
+from opencatalog.testing.search import CONTENTS, CORPUS, RESOURCES, SearchIndexTests
 
 
 class TestTantivySearchIndex(SearchIndexTests):
@@ -33,11 +41,206 @@ class TestTantivyOnDisk(SearchIndexTests):
         idx.close()
 
 
+def _open(path: Path) -> TantivySearchIndex:
+    return TantivySearchIndex(path, writer_heap_mb=32, writer_threads=1)
+
+
+def _words(index: SearchIndex, text: str) -> int:
+    return index.query(SearchQuery(query=parse_query(text), labels={"public"})).total
+
+
+def _generations(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.is_dir() and p.name.startswith("gen-"))
+
+
 def test_reopen_keeps_documents(tmp_path: Path) -> None:
     url = f"tantivy://{tmp_path}/ix"
     with TantivySearchIndex.from_url(url) as idx:
         idx.index(CORPUS)
+        idx.index_resources(RESOURCES)
+        idx.index_contents(CONTENTS)
     with TantivySearchIndex.from_url(url) as idx:
         assert idx.count() == len(CORPUS)
         assert idx.query(SearchQuery(query=parse_query("title:quality"))).total == 3
+        assert idx.query_resources(TextQuery(query=parse_query("gauges"))).total == 1
+        assert idx.query_contents(TextQuery(query=parse_query("schools"))).total == 2
         assert idx.stats().size_bytes > 0
+    assert (tmp_path / "ix" / POINTER).read_text().strip() == "gen-000001"
+
+
+def test_documents_written_after_clear_stay(tmp_path: Path) -> None:
+    """tantivy's delete_all_documents rewinds the writer's operation stamps, after which a
+    document added once a few deletes were queued vanished at commit; clear() avoids it."""
+    with _open(tmp_path / "ix") as idx:
+        for _ in range(3):
+            idx.clear()
+            with idx.bulk() as bulk:
+                bulk.delete_contents(["r5", "r2", "r3"])
+                bulk.delete(["ds-90", "ds-91", "ds-92"])
+            idx.clear()
+            idx.index_contents({"r-06-1": CONTENTS["r-06-1"]})
+            idx.index(CORPUS[:2])
+            assert list(idx.document_ids("contents")) == [("r-06-1:0", "ds-06")]
+            assert idx.count() == 2
+
+
+def test_a_folder_in_the_old_layout_opens_empty_and_is_replaced(tmp_path: Path) -> None:
+    """Before generations, the packages index was a tantivy index in the folder itself: it
+    opens as an empty index (the catalog refills it from storage) and its files go."""
+    folder = tmp_path / "ix"
+    folder.mkdir()
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
+    builder.add_text_field("title", stored=True)
+    old = tantivy.Index(builder.build(), path=str(folder))
+    writer = old.writer(heap_size=20_000_000, num_threads=1)
+    writer.add_document(tantivy.Document(id="ds-old", title="An old document"))
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer, old
+    assert (folder / "meta.json").exists()
+
+    with _open(folder) as idx:
+        assert idx.count() == 0
+        assert dict(idx.stats().per_index) == {"packages": 0, "resources": 0, "contents": 0}
+        idx.index(CORPUS)
+        assert _words(idx, "quality") == 3
+    names = {p.name for p in folder.iterdir()}
+    assert "meta.json" not in names
+    assert not [n for n in names if n.endswith((".idx", ".store", ".term", ".fast"))]
+    assert _generations(folder) == ["gen-000001"]
+    with _open(folder) as idx:
+        assert idx.count() == len(CORPUS)
+
+
+def test_a_missing_generation_opens_empty(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with _open(folder) as idx:
+        idx.index(CORPUS)
+    (folder / POINTER).write_text("gen-000007\n")  # names a generation that is not there
+    with _open(folder) as idx:
+        assert idx.count() == 0
+        idx.index(CORPUS[:2])
+    assert _generations(folder) == ["gen-000008"]
+
+
+def test_swap_is_seen_by_an_index_already_open_on_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with _open(folder) as writer, _open(folder) as reader:
+        writer.index(CORPUS)
+        writer.index_resources(RESOURCES)
+        assert reader.count() in (0, len(CORPUS))  # tantivy reloads readers within ~0.5 s
+        with writer.rebuilding() as fresh:
+            fresh.index(CORPUS[:3])
+            fresh.index_contents({"r-06-1": CONTENTS["r-06-1"]})
+            assert _generations(folder) == ["gen-000001", "gen-000002"]
+            assert reader.count() in (0, len(CORPUS))  # the reader still reads generation 1
+        # the reader follows CURRENT at its next call: the whole new generation at once
+        assert reader.count() == 3
+        assert _words(reader, "quality") == 3
+        assert _words(reader, "budget") == 0
+        assert dict(reader.stats().per_index) == {"packages": 3, "resources": 0, "contents": 1}
+        assert reader.query_contents(TextQuery(query=parse_query("bridge"))).total == 1
+        assert _generations(folder) == ["gen-000002"]  # the old generation is deleted
+        with pytest.raises(BackendError):  # the writer holds the folder's writer lock
+            reader.index(CORPUS[3:4])
+        writer.index(CORPUS[3:5])
+    assert (folder / POINTER).read_text().strip() == "gen-000002"
+    with _open(folder) as again:
+        assert again.count() == 5
+        again.index(CORPUS[5:6])  # the lock went with the writer's close
+        assert again.count() == 6
+
+
+def test_failed_rebuild_deletes_its_generation(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with _open(folder) as idx:
+        idx.index(CORPUS)
+        with pytest.raises(RuntimeError), idx.rebuilding() as fresh:
+            fresh.index(CORPUS[:1])
+            raise RuntimeError("the rebuild failed")
+        assert _generations(folder) == ["gen-000001"]
+        assert idx.count() == len(CORPUS)
+        with idx.rebuilding() as fresh:
+            fresh.index(CORPUS[:1])
+        assert idx.count() == 1
+    assert _generations(folder) == [(folder / POINTER).read_text().strip()]
+
+
+_KILLED_REBUILD = """
+import os, signal, sys
+from opencatalog.adapters.tantivy_search import TantivySearchIndex
+from opencatalog.testing.search import CONTENTS, CORPUS, RESOURCES
+
+index = TantivySearchIndex(sys.argv[1], writer_heap_mb=32, writer_threads=1)
+index.index(CORPUS)
+index.index_resources(RESOURCES)
+with index.rebuilding() as fresh:
+    fresh.index(CORPUS[:2])  # committed in the new generation
+    fresh.index_contents({"r-06-1": CONTENTS["r-06-1"]})
+    with fresh.bulk() as bulk:
+        bulk.index(CORPUS[2:5])  # not committed
+        print("rebuilding", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_rebuild_killed_midway_leaves_the_index_intact(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_KILLED_REBUILD), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.stdout == "rebuilding\n"
+    assert _generations(folder) == ["gen-000001", "gen-000002"]  # the partial one is there
+    assert (folder / POINTER).read_text().strip() == "gen-000001"
+
+    with _open(folder) as idx:  # the old generation answers, the partial one is cleaned
+        assert _generations(folder) == ["gen-000001"]
+        assert idx.count() == len(CORPUS)
+        assert _words(idx, "budget") == 2
+        assert dict(idx.stats().per_index) == {
+            "packages": len(CORPUS),
+            "resources": sum(len(docs) for docs in RESOURCES.values()),
+            "contents": 0,
+        }
+        with idx.rebuilding() as fresh:  # and the next rebuild works
+            fresh.index(CORPUS[:4])
+        assert idx.count() == 4
+    assert _generations(folder) == [(folder / POINTER).read_text().strip()]
+    assert _generations(folder) != ["gen-000001"]
+
+
+def test_an_open_reader_does_not_clean_a_rebuild_in_progress(tmp_path: Path) -> None:
+    """Leftover generations are deleted only by whoever takes the writer lock."""
+    folder = tmp_path / "ix"
+    with _open(folder) as writer:
+        writer.index(CORPUS)
+        with writer.rebuilding() as fresh:
+            fresh.index(CORPUS[:2])
+            with _open(folder) as reader:  # opened while the rebuild runs
+                assert reader.count() == len(CORPUS)
+            assert _generations(folder) == ["gen-000001", "gen-000002"]
+        assert writer.count() == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_the_writer_lock_is_released_by_a_killed_process(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    script = (
+        "import os, signal, sys\n"
+        "from opencatalog.adapters.tantivy_search import TantivySearchIndex\n"
+        "from opencatalog.testing.search import CORPUS\n"
+        "index = TantivySearchIndex(sys.argv[1], writer_heap_mb=32, writer_threads=1)\n"
+        "index.index(CORPUS)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(folder)], timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    with _open(folder) as idx:
+        assert idx.count() == len(CORPUS)
+        idx.delete([CORPUS[0].id])
+        assert idx.count() == len(CORPUS) - 1

@@ -51,6 +51,7 @@ from typing import Any
 import pytest
 
 from opencatalog import open_catalog
+from opencatalog.adapters.tantivy_search import TantivySearchIndex, _package_document
 from opencatalog.domain.commands import DatasetInput, DatasetPatch, GroupInput
 from opencatalog.services.catalog import Catalog
 from opencatalog.services.indexing import documents_for
@@ -217,8 +218,21 @@ def storage_problems(
     return problems
 
 
-def search_ids(cat: Catalog, marker: str, **options: bool) -> tuple[int, list[str]]:
-    found = cat.search.datasets(marker, limit=10, **options)
+def search_ids(
+    cat: Catalog,
+    marker: str,
+    *,
+    include_private: bool = False,
+    include_drafts: bool = False,
+    include_deleted: bool = False,
+) -> tuple[int, list[str]]:
+    found = cat.search.datasets(
+        marker,
+        limit=10,
+        include_private=include_private,
+        include_drafts=include_drafts,
+        include_deleted=include_deleted,
+    )
     return found.count, [ds.id for ds in found.results]
 
 
@@ -242,7 +256,7 @@ def index_problems(
             problems.append(f"{what} ({marker}): found {found} (count {count}), expected {ids}")
 
     for ds_id, state in sorted(observed.items()):
-        current = None if state is None else state["marker"]
+        current: str = "" if state is None else state["marker"]
         if state is None:  # purged: not indexed at all
             expect(anonymous, ledger_marker(ledger, ds_id), [], f"purged {ds_id}")
             expect(cat, ledger_marker(ledger, ds_id), [], f"purged {ds_id}", **EVERYTHING)
@@ -495,7 +509,9 @@ def test_checker_detects_a_document_missing_from_the_index(tmp_path: Path) -> No
     ids = _small_catalog(tmp_path / "c", ledger)
     assert check_reopened(tmp_path / "c", ledger, set(ids), None, "a")[0] == []
     with open_folder(tmp_path / "c") as cat:
-        cat._ctx.search_index.delete([ids[0]])  # behind the indexer's back
+        index = cat._ctx.search_index
+        assert index is not None
+        index.delete([ids[0]])  # behind the indexer's back
         assert cat.search.check().missing == (ids[0],)
         problems, _ = index_problems(cat, ledger, stored_states(cat, set(ids)))
         assert len(problems) == 1 and ids[0] in problems[0] and "public" in problems[0]
@@ -506,11 +522,11 @@ def _index_twice(cat: Catalog, ds_id: str) -> None:
     """Put a second document with this id into the tantivy index (what the kill bug leaves):
     the adapter's ``index`` always deletes the old one first, so go round it."""
     index = cat._ctx.search_index
+    assert isinstance(index, TantivySearchIndex)
     with cat._ctx.storage.unit_of_work() as uow:
         (doc,) = documents_for(uow, uow.datasets.get_many([ds_id]))
-    with index._lock:  # type: ignore[union-attr]
-        index._get_writer().add_document(index._document(doc))  # type: ignore[union-attr]
-        index._commit()  # type: ignore[union-attr]
+    with index._writing() as generation:
+        generation["packages"].get_writer().add_document(_package_document(doc))
 
 
 def test_checker_detects_a_document_indexed_twice(tmp_path: Path) -> None:

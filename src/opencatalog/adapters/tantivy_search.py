@@ -78,7 +78,6 @@ from opencatalog.domain.search import (
     TextHit,
     TextPage,
     TextQuery,
-    facet_values,
     field_values,
     highlight,
     is_text_field,
@@ -179,7 +178,7 @@ def _packages_schema() -> Any:
     builder.add_text_field("title_sort", stored=True, tokenizer_name="raw", fast=True)
     builder.add_integer_field("modified", stored=True, indexed=True, fast=True)
     builder.add_integer_field("created", stored=True, indexed=True, fast=True)
-    builder.add_text_field("doc", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_bytes_field("doc", stored=True)  # stored only
     return builder.build()
 
 
@@ -191,7 +190,7 @@ def _text_schema(*keys: str) -> Any:
     for key in keys:
         builder.add_text_field(key, stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("text", tokenizer_name=_ANALYZER)
-    builder.add_text_field("doc", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_bytes_field("doc", stored=True)  # stored only
     return builder.build()
 
 
@@ -210,37 +209,58 @@ def _analyzer() -> Any:
     )
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value
-
-
-def _stored_json(doc: DatasetDocument | ResourceDocument | ContentDocument) -> str:
+def _stored_json(doc: DatasetDocument | ResourceDocument | ContentDocument) -> bytes:
     """The document as ``get_document`` gives it: its fields (a chunk's ``id`` first),
-    datetimes as ISO 8601 strings."""
+    datetimes as ISO 8601 strings (tuples become lists, mappings objects)."""
     fields = attrs.asdict(doc, recurse=False)
     if isinstance(doc, ContentDocument):
         fields = {"id": doc.id, **fields}
-    return json.dumps(_json_ready(fields), ensure_ascii=False)
+    for key, value in fields.items():
+        if isinstance(value, datetime):
+            fields[key] = value.isoformat()
+        elif isinstance(value, Mapping) and not isinstance(value, dict):
+            fields[key] = dict(value)
+    return json.dumps(fields, ensure_ascii=False).encode()
 
 
 def _package_document(doc: DatasetDocument) -> Any:
+    """The tantivy document of a dataset: the values :func:`field_values` gives each field
+    (written out here field by field: a bulk load builds 100k of these), the visibility
+    terms, the sort columns and the stored JSON."""
     out = tantivy.Document()
     add = out.add_text
     add("id", doc.id)
-    for name in _TEXT:
-        for value in field_values(doc, name):
-            add(name, value)
-    for name in _KEYWORD:
-        values = doc.labels if name == "labels" else facet_values(doc, name)
-        for value in values:
-            add(name, value)
+    for value in field_values(doc, DEFAULT_FIELD):
+        add("text", value)
+    single: tuple[tuple[str, str | None], ...] = (
+        ("title", doc.title),
+        ("notes", doc.notes),
+        ("author", doc.author),
+        ("maintainer", doc.maintainer),
+        ("name", doc.name),
+        ("organization", doc.organization),
+        ("owner_org", doc.owner_org),
+        ("license_id", doc.license_id),
+        ("state", doc.state),
+    )
+    for name, text in single:
+        if text:
+            add(name, text)
+    for name, values, distinct in (
+        ("res_name", doc.res_name, False),
+        ("res_description", doc.res_description, False),
+        ("tags", doc.tags, True),
+        ("groups", doc.groups, True),
+        ("res_format", doc.res_format, True),
+        ("res_url", doc.res_url, True),
+    ):
+        for item in dict.fromkeys(values) if distinct else values:
+            if item:
+                add(name, item)
+    add("dataset_type", doc.type)
+    add("capacity", "private" if doc.private else "public")
     for label in dict.fromkeys(doc.labels):
+        add("labels", label)
         add("visibility", f"{doc.state}{_SEP}{label}")
     if doc.extras:
         tokens = []
@@ -255,7 +275,7 @@ def _package_document(doc: DatasetDocument) -> Any:
     add("title_sort", doc.title.lower())
     out.add_integer("modified", _micros(doc.metadata_modified))
     out.add_integer("created", _micros(doc.metadata_created))
-    add("doc", _stored_json(doc))
+    out.add_bytes("doc", _stored_json(doc))
     return out
 
 
@@ -266,7 +286,7 @@ def _resource_document(doc: ResourceDocument) -> Any:
     for value in (doc.name, doc.description, doc.format):
         if value:
             out.add_text("text", value)
-    out.add_text("doc", _stored_json(doc))
+    out.add_bytes("doc", _stored_json(doc))
     return out
 
 
@@ -277,7 +297,7 @@ def _content_document(doc: ContentDocument) -> Any:
     out.add_text("package_id", doc.package_id)
     if doc.text:
         out.add_text("text", doc.text)
-    out.add_text("doc", _stored_json(doc))
+    out.add_bytes("doc", _stored_json(doc))
     return out
 
 
@@ -303,6 +323,7 @@ class _Part:
         self.index.register_tokenizer(_ANALYZER, _analyzer())
         self.writer: Any = None
         self.dirty = False
+        self.added: set[str] = set()  # replacement keys added since the last commit
         self.seen_meta: tuple[int, int, int] | None = None  # the commit file last read
 
     def get_writer(self) -> Any:
@@ -316,12 +337,31 @@ class _Part:
         self.dirty = True
         return self.writer
 
+    def replace(self, key_field: str, batches: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """For each ``(key, documents)``: remove the documents whose ``key_field`` is ``key``
+        and add ``documents``.
+
+        The delete is only issued when a document with that key can exist: one committed (the
+        reader is at the last commit, this being the only writer) or added since. Deletes
+        cost more than adds at commit, and a bulk load into an empty index needs none.
+        """
+        writer = self.get_writer()
+        searcher = self.index.searcher()
+        added = self.added
+        for key, documents in batches:
+            if key in added or searcher.doc_freq(key_field, key):
+                writer.delete_documents_by_term(key_field, key)
+            for document in documents:
+                writer.add_document(document)
+            added.add(key)
+
     def commit(self) -> bool:
         """Commit pending changes; True when there were some."""
         if not self.dirty:
             return False
         self.writer.commit()
         self.dirty = False
+        self.added.clear()
         self.index.reload()
         return True
 
@@ -329,6 +369,7 @@ class _Part:
         if self.dirty:
             self.writer.rollback()
             self.dirty = False
+            self.added.clear()
             self.index.reload()
 
     def release(self, *, commit: bool) -> None:
@@ -339,6 +380,7 @@ class _Part:
         if commit and self.dirty:
             writer.commit()
         self.dirty = False
+        self.added.clear()
         writer.wait_merging_threads()
 
 
@@ -640,12 +682,9 @@ class TantivySearchIndex(SearchIndex):
 
     def index(self, documents: Iterable[DatasetDocument]) -> None:
         latest = {doc.id: doc for doc in documents}
-        built = [_package_document(doc) for doc in latest.values()]
+        built = [(doc_id, (_package_document(doc),)) for doc_id, doc in latest.items()]
         with self._writing() as generation:
-            writer = generation["packages"].get_writer()
-            for doc_id, document in zip(latest, built, strict=True):
-                writer.delete_documents_by_term("id", doc_id)
-                writer.add_document(document)
+            generation["packages"].replace("id", built)
 
     def delete(self, ids: Iterable[str]) -> None:
         with self._writing() as generation:
@@ -662,35 +701,27 @@ class TantivySearchIndex(SearchIndex):
                 generation[logical].get_writer().delete_documents_by_query(everything)
 
     def index_resources(self, by_package: Mapping[str, Sequence[ResourceDocument]]) -> None:
-        replaced = {
-            package_id: [_resource_document(d) for d in {d.id: d for d in docs}.values()]
+        replaced = [
+            (package_id, [_resource_document(d) for d in {d.id: d for d in docs}.values()])
             for package_id, docs in by_package.items()
-        }
+        ]
         if not replaced:
             return
         with self._writing() as generation:
-            writer = generation["resources"].get_writer()
-            for package_id, built in replaced.items():
-                writer.delete_documents_by_term("package_id", package_id)
-                for document in built:
-                    writer.add_document(document)
+            generation["resources"].replace("package_id", replaced)
 
     def delete_resources(self, package_ids: Iterable[str]) -> None:
         self._delete_by("resources", "package_id", package_ids)
 
     def index_contents(self, by_resource: Mapping[str, Sequence[ContentDocument]]) -> None:
-        replaced = {
-            resource_id: [_content_document(d) for d in {d.id: d for d in docs}.values()]
+        replaced = [
+            (resource_id, [_content_document(d) for d in {d.id: d for d in docs}.values()])
             for resource_id, docs in by_resource.items()
-        }
+        ]
         if not replaced:
             return
         with self._writing() as generation:
-            writer = generation["contents"].get_writer()
-            for resource_id, built in replaced.items():
-                writer.delete_documents_by_term("resource_id", resource_id)
-                for document in built:
-                    writer.add_document(document)
+            generation["contents"].replace("resource_id", replaced)
 
     def delete_contents(self, resource_ids: Iterable[str]) -> None:
         self._delete_by("contents", "resource_id", resource_ids)
