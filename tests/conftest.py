@@ -125,3 +125,17 @@ def postgres_module_url(postgres_server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_postgres_database(postgres_server_url, url)
+
+
+# =============================================================================================
+# Background jobs (in-process worker)
+# =============================================================================================
+#
+# A catalog runs its own jobs on a background thread by default (setting
+# ``run_jobs_in_process``): the pipeline would fetch every resource URL a test invents, from a
+# thread, reading the catalog's clock at moments no test controls. Tests therefore open
+# catalogs without that thread unless they ask for it (``run_jobs_in_process=True``, which
+# beats the environment), and run jobs explicitly with ``catalog.jobs.run_pending()``.
+# Subprocesses started by tests (the CLI) inherit the variable.
+
+os.environ.setdefault("OPENCATALOG_RUN_JOBS_IN_PROCESS", "false")

@@ -89,7 +89,9 @@ class Worker:
     ``lease`` is how long a claim lasts without a heartbeat; ``poll_interval`` (seconds) is
     the longest wait after finding no runnable job (:meth:`wake` ends it early); ``threads``
     is the number of jobs run at once; ``deadline`` (seconds, None for none) the longest a
-    handler may run before the worker gives up on it (see the module docstring).
+    handler may run before the worker gives up on it (see the module docstring);
+    ``start_delay`` (seconds) a wait before the threads' first claim, ended early by
+    :meth:`wake` (a catalog that opens and closes at once never touches the queue).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Worker:
         threads: int = 1,
         heartbeat_interval: float | None = None,
         deadline: float | None = None,
+        start_delay: float = 0.0,
     ) -> None:
         if not handlers:
             raise ConfigurationError("A worker needs at least one job handler")
@@ -133,6 +136,8 @@ class Worker:
         self._pool: list[threading.Thread] = []
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_stop = threading.Event()
+        self._heartbeat_guard = threading.Lock()
+        self.start_delay = start_delay
         self.completed = 0
         self.failed = 0
         self.superseded = 0
@@ -155,7 +160,6 @@ class Worker:
         if self.running:
             raise RuntimeError("This worker is already running")
         self._stopping.clear()
-        self._start_heartbeat()
         self._pool = [
             threading.Thread(
                 target=self._loop,
@@ -228,7 +232,6 @@ class Worker:
         stop is requested); return how many ran."""
         owner = f"{self.worker_id}/inline"
         ran = 0
-        self._start_heartbeat()
         try:
             while not self._stopping.is_set() and (max_jobs is None or ran < max_jobs):
                 with self._claiming():
@@ -262,6 +265,8 @@ class Worker:
             self._wakeup.clear()
 
     def _loop(self, owner: str) -> None:
+        if self.start_delay:
+            self._pause(self.start_delay)
         while not self._stopping.is_set():
             try:
                 with self._claiming():
@@ -305,6 +310,7 @@ class Worker:
 
     def _execute(self, job: Job, owner: str) -> None:
         handler = self.handlers[job.kind]
+        self._start_heartbeat()
         with self._lock:
             self._active[job.id] = owner
         logger.info(
@@ -392,13 +398,15 @@ class Worker:
     # -- heartbeats ------------------------------------------------------------------------
 
     def _start_heartbeat(self) -> None:
-        if self._heartbeat is not None and self._heartbeat.is_alive():
-            return
-        self._heartbeat_stop.clear()
-        self._heartbeat = threading.Thread(
-            target=self._beat, name="opencatalog-worker-heartbeat", daemon=True
-        )
-        self._heartbeat.start()
+        """Start the heartbeat thread if it is not running (from the first job on)."""
+        with self._heartbeat_guard:
+            if self._heartbeat is not None and self._heartbeat.is_alive():
+                return
+            self._heartbeat_stop.clear()
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="opencatalog-worker-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
 
     def _stop_heartbeat(self) -> None:
         self._heartbeat_stop.set()
@@ -575,6 +583,7 @@ class InProcessJobs:
                 poll_interval=poll_interval,
                 threads=threads,
                 deadline=deadline,
+                start_delay=min(poll_interval, 1.0),
             )
         self._inline = Worker(
             queue,
