@@ -23,7 +23,7 @@ from opencatalog.services._base import ServiceContext
 from opencatalog.services.catalog import Catalog
 from opencatalog.services.files import SECRET_KEY_FILE, read_or_create_secret_key
 from opencatalog.services.health import HEALTH_JOB, run_health_job
-from opencatalog.services.indexing import Indexer
+from opencatalog.services.indexing import Indexer, blob_text_reader
 from opencatalog.services.jobs import JobHandler
 from opencatalog.services.pipeline import CONTENTS_TOPIC, JOB_KIND, PipelineLimits, PipelineRunner
 from opencatalog.worker import InProcessJobs, WakingQueue
@@ -190,7 +190,12 @@ def open_catalog(
     }
     indexer = None
     if search_index is not None:
-        indexer = Indexer(store, search_index, delay=settings.index_delay)
+        indexer = Indexer(
+            store,
+            search_index,
+            delay=settings.index_delay,
+            text_reader=blob_text_reader(blob_store),
+        )
         ctx.outbox_topics = frozenset({"dataset", CONTENTS_TOPIC})
         ctx.after_commit.append(indexer.notify)
         closers.append(indexer.close)  # runs before the index and storage close
