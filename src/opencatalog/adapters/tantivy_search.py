@@ -136,6 +136,7 @@ _ALL_VALUES = 1 << 24  # terms aggregation size meaning "every value"
 _POSTINGS_FACETS_SHARE = 0.25
 _POSTINGS_FACETS_MIN_DOCS = 20_000
 _MAX_TIE_CANDIDATES = 10_000  # hits fetched to order equal scores by id
+_STORED_ID_READS = 512  # most stored ids read to order equal scores
 
 
 def _micros(value: datetime) -> int:
@@ -166,16 +167,19 @@ def _check_index_name(name: str) -> str:
 
 
 def _packages_schema() -> Any:
+    """Keyword fields keep no positions or frequencies (phrases on them are whole-value
+    terms); text fields keep positions for phrases."""
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
+    raw: dict[str, Any] = {"tokenizer_name": "raw", "index_option": "basic"}
+    builder.add_text_field("id", stored=True, fast=True, **raw)
     for name in _TEXT:
         builder.add_text_field(name, tokenizer_name=_ANALYZER)
     for name in _KEYWORD:
         fast = name in FACET_FIELDS or name == "name"
-        builder.add_text_field(name, stored=name == "name", tokenizer_name="raw", fast=fast)
-    builder.add_text_field("extras", tokenizer_name="raw")
-    builder.add_text_field("visibility", tokenizer_name="raw", index_option="basic")
-    builder.add_text_field("title_sort", stored=True, tokenizer_name="raw", fast=True)
+        builder.add_text_field(name, stored=name == "name", fast=fast, **raw)
+    builder.add_text_field("extras", tokenizer_name="raw")  # pre-tokenised, with positions
+    builder.add_text_field("visibility", **raw)
+    builder.add_text_field("title_sort", stored=True, fast=True, **raw)
     builder.add_integer_field("modified", stored=True, indexed=True, fast=True)
     builder.add_integer_field("created", stored=True, indexed=True, fast=True)
     builder.add_bytes_field("doc", stored=True)  # stored only
@@ -186,7 +190,7 @@ def _text_schema(*keys: str) -> Any:
     """The resources and contents schema: ``id`` plus the raw ``keys`` it is replaced and
     filtered by, the searched ``text`` and the stored document."""
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", fast=True, index_option="basic")
     for key in keys:
         builder.add_text_field(key, stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("text", tokenizer_name=_ANALYZER)
@@ -1157,10 +1161,12 @@ class TantivySearchIndex(SearchIndex):
         except (ValueError, OSError) as exc:
             raise BackendError(f"tantivy query failed: {exc}") from exc
         hits = []
+        resource_key = "id" if logical == "resources" else "resource_id"
         for score, address in rows:
-            doc = self._stored(searcher, address)
+            stored = searcher.doc(address)
             marks = {}
             if q.highlight:
+                doc = json.loads(stored.get_first("doc") or b"{}")
                 if logical == "resources":
                     fields = {"name": doc["name"], "description": doc["description"]}
                 else:
@@ -1168,9 +1174,9 @@ class TantivySearchIndex(SearchIndex):
                 marks = highlight(q.query, fields)
             hits.append(
                 TextHit(
-                    id=doc["id"],
-                    resource_id=doc["id"] if logical == "resources" else doc["resource_id"],
-                    package_id=doc["package_id"],
+                    id=str(stored.get_first("id")),
+                    resource_id=str(stored.get_first(resource_key)),
+                    package_id=str(stored.get_first("package_id")),
                     score=score,
                     highlights=marks,
                 )
@@ -1180,9 +1186,11 @@ class TantivySearchIndex(SearchIndex):
     def _text_rows(self, searcher: Any, query: Any, q: TextQuery) -> tuple[int, list[Any]]:
         """The page of (score, address) ordered by score descending then id.
 
-        Documents that score the same as one on the page are all fetched (up to
-        ``_MAX_TIE_CANDIDATES``), so ties are ordered by id exactly; only the ids of those
-        score groups are read."""
+        Every document scoring the same as one on the page is fetched (up to
+        ``_MAX_TIE_CANDIDATES``) and ties are ordered by id, read from the stored documents.
+        Equal scores are common (tantivy quantises field lengths); when more than
+        ``_STORED_ID_READS`` documents share the page's scores, they stay in index order
+        instead (stable for a given commit), which bounds the cost of a page."""
         wanted = q.offset + q.limit
         if not _has_scoring_leaf(q.query):  # every score the same: by id alone
             result = searcher.search(
@@ -1206,13 +1214,13 @@ class TantivySearchIndex(SearchIndex):
         ranked = sorted(((float(score), address) for score, address in hits), key=_by_score)
         window = {score for score, _ in ranked[q.offset : wanted]}
         above = sum(1 for score, _ in ranked if score > max(window))
-        group = [
-            (score, searcher.doc(address).get_first("id"), address)
-            for score, address in ranked
-            if score in window
-        ]
-        group.sort(key=lambda row: (-row[0], row[1]))
-        page = group[q.offset - above : wanted - above]
+        group = [(score, address) for score, address in ranked if score in window]
+        if len(group) <= _STORED_ID_READS:
+            keyed = [(score, searcher.doc(a).get_first("id"), a) for score, a in group]
+        else:  # reading thousands of stored documents costs more than exact ties are worth
+            keyed = [(score, self._address_key(a), a) for score, a in group]
+        keyed.sort(key=lambda row: (-row[0], row[1]))
+        page = keyed[q.offset - above : wanted - above]
         return total, [(score, address) for score, _, address in page]
 
 
