@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import tantivy
 
 from opencatalog.adapters.tantivy_search import POINTER, TantivySearchIndex
-from opencatalog.domain.search import SearchQuery, TextQuery, parse_query
+from opencatalog.domain.search import FacetRequest, SearchQuery, TextQuery, parse_query
 from opencatalog.errors import BackendError
 from opencatalog.ports.search import SearchIndex
 from opencatalog.testing.search import CONTENTS, CORPUS, RESOURCES, SearchIndexTests
@@ -244,3 +245,28 @@ def test_the_writer_lock_is_released_by_a_killed_process(tmp_path: Path) -> None
         assert idx.count() == len(CORPUS)
         idx.delete([CORPUS[0].id])
         assert idx.count() == len(CORPUS) - 1
+
+
+def test_a_cached_facet_page_follows_commits_of_another_index(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    landing = SearchQuery(facets=[FacetRequest("tags", limit=-1)], labels={"public"})
+    with _open(folder) as writer, TantivySearchIndex(folder, cache_size=8) as reader:
+        writer.index(CORPUS[:5])
+        _wait_for(lambda: reader.count() == 5)
+        first = reader.query(landing)
+        assert reader.query(landing) == first  # from the cache
+        writer.index(CORPUS[5:10])
+        writer.delete([CORPUS[0].id])
+        _wait_for(lambda: reader.count() == 9)
+        again = reader.query(landing)
+        assert again.total == first.total + 5 - 1
+        with TantivySearchIndex(folder, cache_size=0) as uncached:
+            assert again == uncached.query(landing)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Another index's commits reach a reader when tantivy reloads it (within ~0.5 s)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not visible in time"
+        time.sleep(0.02)

@@ -328,6 +328,7 @@ class _Part:
         self.writer: Any = None
         self.dirty = False
         self.added: set[str] = set()  # replacement keys added since the last commit
+        self.commits = 0  # commits made through this object (after the reader reloaded)
         self.seen_meta: tuple[int, int, int] | None = None  # the commit file last read
 
     def get_writer(self) -> Any:
@@ -367,6 +368,7 @@ class _Part:
         self.dirty = False
         self.added.clear()
         self.index.reload()
+        self.commits += 1
         return True
 
     def rollback(self) -> None:
@@ -989,14 +991,14 @@ class TantivySearchIndex(SearchIndex):
             return SearchPage(total=0, facets={f.field: () for f in q.facets})
         generation = self._current()
         part = generation["packages"]
-        searcher = part.index.searcher()
         key = None
         if self._cache_size and q.facets:
-            key = (generation.name, self._commit_mark(part), q)
+            key = (generation.name, self._commit_mark(part), q)  # before the searcher
             with self._cache_lock:
                 cached = self._cache.get(key)
             if cached is not None:
                 return cached
+        searcher = part.index.searcher()
         try:
             page = self._run(part.schema, searcher, q)
         except (ValueError, OSError) as exc:
@@ -1010,18 +1012,16 @@ class TantivySearchIndex(SearchIndex):
 
     @staticmethod
     def _commit_mark(part: _Part) -> Any:
-        """What changes with every commit of ``part``: its reader's view (document and
-        segment counts) and, on disk, the commit file, whose change the reader follows."""
-        searcher = part.index.searcher()
-        mark: tuple[Any, ...] = (searcher.num_docs, searcher.num_segments)
-        if part.path is not None:
-            meta = _pointer_signature(part.path / "meta.json")
-            if meta != part.seen_meta:
-                part.index.reload()  # another process committed: read it before caching
-                part.seen_meta = meta
-                searcher = part.index.searcher()
-            mark = (meta, searcher.num_docs, searcher.num_segments)
-        return mark
+        """What changes with every commit of ``part``: the count of this index's commits and,
+        on disk, the commit file (another process's commits; the reader is brought up to it
+        first, so a page cached under this mark was computed from it or a later commit)."""
+        if part.path is None:
+            return part.commits
+        meta = _pointer_signature(part.path / "meta.json")
+        if meta != part.seen_meta:
+            part.index.reload()
+            part.seen_meta = meta
+        return (part.commits, meta)
 
     def _run(self, schema: Any, searcher: Any, q: SearchQuery) -> SearchPage:
         full = self._full_query(schema, q)
