@@ -142,7 +142,11 @@ def open_catalog(
             "postgresql",
         ):
             queue_url = "memory://"  # jobs live with the storage: in-memory storage, in-memory jobs
-        queue_options: dict[str, Any] = {"storage": store} if queue_url.startswith("sql:") else {}
+        # queues that keep their jobs in the catalog's storage (the SQL job table, Celery's
+        # job state) are given it
+        scheme = registry.scheme_of(queue_url)
+        keeps_state_in_storage = scheme in ("sql", "celery")
+        queue_options: dict[str, Any] = {"storage": store} if keeps_state_in_storage else {}
         task_queue = registry.create("queue", queue_url, **queue_options)
         closers.append(task_queue.close)  # closed before the storage (closers run last first)
     blob_store: BlobStore
@@ -184,6 +188,9 @@ def open_catalog(
     waking = WakingQueue(task_queue, wake)
     ctx.task_queue = waking
     ctx.after_commit.append(waking.after_commit)
+    notify = getattr(task_queue, "notify", None)
+    if callable(notify):  # a queue that announces jobs enqueued inside a transaction
+        ctx.after_commit.append(notify)
     handlers: dict[str, JobHandler] = {
         JOB_KIND: PipelineRunner(ctx, limits=PipelineLimits(max_bytes=settings.fetch_max_bytes)),
         HEALTH_JOB: functools.partial(run_health_job, ctx),

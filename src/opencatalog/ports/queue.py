@@ -27,7 +27,10 @@ The rules every implementation follows (the kit :mod:`opencatalog.testing.queue`
   datetimes), so tests can move it; all adapters compare leases and ``run_after`` with it.
 
 Implementations are found by URL scheme through the entry-point group ``opencatalog.queue``;
-each exposes ``from_url(url, **options)`` as a classmethod.
+each exposes ``from_url(url, **options)`` as a classmethod. ``open_catalog`` passes the
+catalog's storage as the ``storage`` option to the ``sql`` and ``celery`` queues (they keep
+job state in it). A queue that has a ``notify()`` method gets it called after every commit of
+the catalog (a queue that announces jobs enqueued inside a transaction, once they exist).
 """
 
 from __future__ import annotations
