@@ -334,3 +334,17 @@ def test_an_empty_index_is_refilled_with_resources_and_contents(env: SearchEnv) 
     assert env.indexer.fill_if_empty() == 2
     assert env.indexer.check().clean
     assert env.index.query_contents(TextQuery(query=MatchAll())).total == 2
+
+
+def test_an_index_from_before_the_resources_index_is_rebuilt_at_open(env: SearchEnv) -> None:
+    ds = _dataset(env, "rivers", ("gauge readings", ""))
+    env.index.delete_resources([ds.id])  # what an index written by an older release holds
+    assert env.index.count() == 1 and _resources(env) == set()
+    assert env.indexer.fill_if_empty() == 1
+    assert _resources(env) == {ds.resources[0].id}
+    assert env.indexer.fill_if_empty() == 0  # nothing to do the next time
+
+
+def test_datasets_without_resources_do_not_trigger_a_rebuild(env: SearchEnv) -> None:
+    _dataset(env, "rivers")
+    assert env.indexer.fill_if_empty() == 0

@@ -372,8 +372,12 @@ class Indexer:
 
     def fill_if_empty(self) -> int:
         """Rebuild an empty index over a storage that has datasets (an in-memory index over a
-        database, a deleted index folder); returns how many datasets were indexed."""
+        database, a deleted index folder), or an index from before the resources index;
+        returns how many datasets were indexed."""
         if self.index.count():
+            if self._resources_missing():
+                log.info("search index has no resources index yet; rebuilding it from storage")
+                return self.reindex()
             return 0
         with self.storage.unit_of_work() as uow:
             stored = uow.datasets.count(DatasetFilter(states=frozenset(State)))
@@ -381,6 +385,16 @@ class Indexer:
             return 0
         log.info("search index is empty; indexing %d datasets from storage", stored)
         return self.reindex()
+
+    def _resources_missing(self) -> bool:
+        """True for an index written before it had a resources index (its datasets are there,
+        their resources are not): the resources index is empty although some of the first
+        datasets in storage have resources."""
+        if self.index.stats().per_index.get("resources", 0):
+            return False
+        with self.storage.unit_of_work() as uow:
+            sample = uow.datasets.list(DatasetFilter(states=frozenset(State)), limit=100)
+        return any(ds.resources for ds in sample)
 
     def _stored(self) -> tuple[dict[str, datetime], dict[str, str], dict[str, str]]:
         """Stored dataset ids with ``metadata_modified``, the resource ids of every stored
