@@ -36,6 +36,7 @@ readers never block.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
@@ -62,6 +63,8 @@ from opencatalog.domain.search import (
     And,
     ContentDocument,
     DatasetDocument,
+    FacetCount,
+    FacetRequest,
     MatchAll,
     Not,
     Or,
@@ -82,7 +85,6 @@ from opencatalog.domain.search import (
     highlight,
     is_text_field,
     tokenize,
-    top_facet_counts,
 )
 from opencatalog.errors import BackendError, ConfigurationError, SearchQueryError
 from opencatalog.ports.search import IndexStats, SearchIndex
@@ -1105,12 +1107,12 @@ class TantivySearchIndex(SearchIndex):
         by_postings = total >= _POSTINGS_FACETS_MIN_DOCS and (
             total >= _POSTINGS_FACETS_SHARE * searcher.num_docs
         )
-        counts: dict[str, dict[str, int]] = {}
+        counts: dict[str, list[tuple[str, int]]] = {}
         if by_postings and hasattr(searcher, "terms_with_prefix"):
             for request in q.facets:
                 if request.field not in counts:
                     pairs = searcher.terms_with_prefix(request.field, "", filter_query=full)
-                    counts[request.field] = {str(k): int(n) for k, n in pairs if n > 0}
+                    counts[request.field] = pairs
         else:
             aggs = {}
             for request in q.facets:
@@ -1124,10 +1126,8 @@ class TantivySearchIndex(SearchIndex):
             result = searcher.aggregate(full, aggs)
             for name in aggs:
                 buckets = result.get(name, {}).get("buckets", [])
-                counts[name] = {str(b["key"]): int(b["doc_count"]) for b in buckets}
-        return {
-            request.field: top_facet_counts(counts[request.field], request) for request in q.facets
-        }
+                counts[name] = [(b["key"], b["doc_count"]) for b in buckets]
+        return {request.field: _top(counts[request.field], request) for request in q.facets}
 
     # -- resources and contents queries ------------------------------------------------------
 
@@ -1222,6 +1222,18 @@ class TantivySearchIndex(SearchIndex):
         keyed.sort(key=lambda row: (-row[0], row[1]))
         page = keyed[q.offset - above : wanted - above]
         return total, [(score, address) for score, _, address in page]
+
+
+def _top(pairs: list[tuple[str, int]], request: FacetRequest) -> tuple[FacetCount, ...]:
+    """``top_facet_counts`` for (value, count) pairs, without sorting every value when only
+    the top ``limit`` are wanted."""
+    mincount = max(request.mincount, 1)
+    kept = [(-n, value) for value, n in pairs if n >= mincount]
+    if 0 <= request.limit < len(kept):
+        kept = heapq.nsmallest(request.limit, kept)
+    else:
+        kept.sort()
+    return tuple(FacetCount(value, -n) for n, value in kept)
 
 
 def _by_score(row: tuple[float, Any]) -> float:
