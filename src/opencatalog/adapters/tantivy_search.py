@@ -510,7 +510,10 @@ class TantivySearchIndex(SearchIndex):
         if self._lock_fd is not None:
             return True
         assert self._root is not None
-        fd = os.open(self._root / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._root / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only folder: readers only
+            return False
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -678,11 +681,21 @@ class TantivySearchIndex(SearchIndex):
 
     @contextmanager
     def _writing(self) -> Iterator[_Generation]:
+        """One write call: committed when it ends outside ``bulk()``, rolled back when it
+        fails there (a half-applied call is never committed by the next one)."""
         with self._lock:
             generation = self._writable()
-            yield generation
-            if self._bulk_depth == 0 and generation.commit():
-                self._clear_cache()
+            try:
+                yield generation
+                if self._bulk_depth == 0 and generation.commit():
+                    self._clear_cache()
+            except BaseException as exc:
+                if self._bulk_depth == 0:
+                    with suppress(ValueError, OSError):
+                        generation.rollback()
+                if isinstance(exc, ValueError | OSError):
+                    raise BackendError(f"tantivy write failed: {exc}") from exc
+                raise
 
     def _clear_cache(self) -> None:
         with self._cache_lock:
@@ -758,11 +771,19 @@ class TantivySearchIndex(SearchIndex):
             except BaseException:
                 self._bulk_depth -= 1
                 if self._bulk_depth == 0:
-                    generation.rollback()
+                    with suppress(ValueError, OSError):
+                        generation.rollback()
                 raise
             self._bulk_depth -= 1
-            if self._bulk_depth == 0 and generation.commit():
-                self._clear_cache()
+            if self._bulk_depth == 0:
+                try:
+                    changed = generation.commit()
+                except (ValueError, OSError) as exc:
+                    with suppress(ValueError, OSError):
+                        generation.rollback()
+                    raise BackendError(f"tantivy commit failed: {exc}") from exc
+                if changed:
+                    self._clear_cache()
 
     @contextmanager
     def rebuilding(self) -> Iterator[SearchIndex]:
@@ -782,7 +803,12 @@ class TantivySearchIndex(SearchIndex):
             builder = self._new_builder(fresh)
             try:
                 yield builder
-                fresh.commit()
+                try:
+                    fresh.commit()
+                    if fresh.name is not None:
+                        self._write_pointer(fresh.name)  # the switch, for every process
+                except (ValueError, OSError) as exc:
+                    raise BackendError(f"tantivy rebuild failed: {exc}") from exc
             except BaseException:
                 builder._closed = True
                 self._discard(fresh)
@@ -809,8 +835,7 @@ class TantivySearchIndex(SearchIndex):
             shutil.rmtree(generation.path, ignore_errors=True)
 
     def _swap(self, generation: _Generation) -> None:
-        if generation.name is not None:
-            self._write_pointer(generation.name)
+        """Answer from ``generation`` (which ``CURRENT`` names already) and delete the old."""
         with self._switch:
             old, self._gen = self._gen, generation
             if self._root is not None:
