@@ -1132,6 +1132,14 @@ def _positive_leaves(query: Query) -> list[Term | Phrase | Prefix]:
     return leaves
 
 
+def _cut(text: str, s: int, e: int, start: int, end: int) -> bool:
+    """True when the token at ``text[s:e]``, found in ``text[start:end]``, is part of a longer
+    token cut by the window's edge (such a piece is not a word of the text)."""
+    before = s == start and start > 0 and _TOKEN_RE.match(text, start - 1) is not None
+    after = e == end and end < len(text) and _TOKEN_RE.match(text, end) is not None
+    return before or after
+
+
 def highlight(
     query: Query, fields: Mapping[str, str], *, fragment_chars: int = 200
 ) -> dict[str, tuple[str, ...]]:
@@ -1154,24 +1162,30 @@ def highlight(
     result: dict[str, tuple[str, ...]] = {}
     if not words and not prefixes:
         return result
+
+    def matches(tok: str) -> bool:
+        tok = tok.lower()
+        return tok in words or any(tok.startswith(p) for p in prefixes)
+
     for name, text in fields.items():
         if not text:
             continue
-        spans = [
-            m.span()
-            for m in _TOKEN_RE.finditer(text)
-            if (tok := m.group().lower()) in words or any(tok.startswith(p) for p in prefixes)
-        ]
-        if not spans:
+        # find the first match only, then scan just the fragment around it (a field may be a
+        # 100,000-character chunk of file text)
+        first = next((m for m in _TOKEN_RE.finditer(text) if matches(m.group())), None)
+        if first is None:
             continue
         start, end = 0, len(text)
         if end > fragment_chars:
-            start = max(0, spans[0][0] - fragment_chars // 4)
+            start = max(0, first.start() - fragment_chars // 4)
             end = min(len(text), start + fragment_chars)
+        spans = [
+            m.span()
+            for m in _TOKEN_RE.finditer(text, start, end)
+            if matches(m.group()) and not _cut(text, *m.span(), start, end)
+        ]
         pieces, cursor = [], start
         for s, e in spans:
-            if s < start or e > end:
-                continue
             pieces.append(html.escape(text[cursor:s]))
             pieces.append(f"<em>{html.escape(text[s:e])}</em>")
             cursor = e
