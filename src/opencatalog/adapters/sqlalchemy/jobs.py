@@ -43,6 +43,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -167,6 +168,18 @@ class SqlJobQueue(TaskQueue):
         self._clock = clock or _system_clock
         self._backoff = backoff
         self._postgres = storage.dialect_name == "postgresql"
+        # built once: constructing a statement costs more than running it (enqueue_in runs in
+        # every service call that creates or re-points a resource)
+        self._find_pending = (
+            select(*_COLUMNS)
+            .where(job.c.dedupe_key == bindparam("key"), job.c.status == _PENDING)
+            .order_by(job.c.seq)
+            .limit(1)
+        )
+        insert = (pg_dialect.insert if self._postgres else sqlite_dialect.insert)(job)
+        self._insert = insert.on_conflict_do_nothing(
+            index_elements=[job.c.dedupe_key], index_where=text(_FRESH_PENDING)
+        ).returning(*_COLUMNS)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SqlJobQueue:
@@ -259,12 +272,7 @@ class SqlJobQueue(TaskQueue):
         body = json.dumps(dict(payload), ensure_ascii=False, sort_keys=True)
         for _ in range(5):
             if dedupe_key is not None:
-                row = connection.execute(
-                    select(*_COLUMNS)
-                    .where(job.c.dedupe_key == dedupe_key, job.c.status == _PENDING)
-                    .order_by(job.c.seq)
-                    .limit(1)
-                ).first()
+                row = connection.execute(self._find_pending, {"key": dedupe_key}).first()
                 if row is not None:
                     return _to_job(row)
             now = self._now()
@@ -284,15 +292,7 @@ class SqlJobQueue(TaskQueue):
                 "created": now,
                 "updated": now,
             }
-            insert = (pg_dialect.insert if self._postgres else sqlite_dialect.insert)(job)
-            statement = (
-                insert.values(**values)
-                .on_conflict_do_nothing(
-                    index_elements=[job.c.dedupe_key], index_where=text(_FRESH_PENDING)
-                )
-                .returning(*_COLUMNS)
-            )
-            row = connection.execute(statement).first()
+            row = connection.execute(self._insert, values).first()
             if row is not None:
                 logger.debug("Enqueued job %s (%s)", values["id"], kind)
                 return _to_job(row)
