@@ -16,7 +16,10 @@ folder itself) is replaced at open by an empty generation and its files are dele
 catalog sees an empty index and refills it from storage.
 
 Packages: text fields use a registered analyser equal to the domain tokeniser (runs of letters
-and digits, lowercased); keyword fields are raw terms, the faceted ones also fast fields.
+and digits, lowercased); keyword fields are raw terms without positions, the faceted ones also
+fast fields. The default field ``text`` is not indexed on its own: it is searched as the text
+fields plus ``other_text`` (the tokenised names, tags, groups, organization, formats, licence
+and extras values), which spares indexing every title and notes token twice.
 Extras go into one pre-tokenised field whose terms are ``<key>\\x1f<token>``, so
 ``extras_<key>`` searches need no schema change. Visibility is one term per permission label,
 ``<state>\\x1f<label>``, so the visibility filter of a search is a single term set. Dates are
@@ -25,13 +28,17 @@ highlights and ``get_document``).
 
 Facets: for a small result set they are terms aggregations over the fast columns (cost grows
 with the hits); for a large one (the ``/dataset`` landing page) each facet value's postings are
-counted against the result set, which costs about the same whatever the hits and is two to
-three times faster than aggregating 100k documents.
+counted against the result set (``Searcher.terms_with_prefix``, tantivy 0.27; older releases
+aggregate), which costs about the same whatever the hits and is two to three times faster than
+aggregating 100k documents.
 
 Writes go through one long-lived writer per logical index, guarded by a lock; each write call
-commits (about 10 ms) unless inside ``bulk()``, which commits once at the end. Only one process
-may write to a folder at a time (``WRITER.lock``, held from the first write until ``close``);
-readers never block.
+commits (about 10 ms) unless inside ``bulk()``, which commits once at the end. A replaced
+document is deleted by its key only when one can exist (committed, or added since the last
+commit), so a bulk load into an empty index issues no deletes. ``clear()`` deletes by query:
+tantivy's ``delete_all_documents`` rewinds the writer's operation stamps, after which documents
+added later could vanish at commit. Only one process may write to a folder at a time
+(``WRITER.lock``, held from the first write until ``close``); readers never block.
 """
 
 from __future__ import annotations
@@ -81,7 +88,6 @@ from opencatalog.domain.search import (
     TextHit,
     TextPage,
     TextQuery,
-    field_values,
     highlight,
     is_text_field,
     tokenize,
@@ -110,7 +116,12 @@ _LEGACY_FILE_RE = re.compile(
 _ANALYZER = "oc_text"
 _SEP = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TEXT = ("text", "title", "notes", "res_name", "res_description", "author", "maintainer")
+_TEXT = ("title", "notes", "res_name", "res_description", "author", "maintainer")
+# the default field is searched as these fields together: the text fields plus "other_text",
+# the tokenised values of the keyword fields and extras that ``text`` also holds (indexing
+# ``text`` as a field of its own would index every title and notes token twice)
+_OTHER_TEXT = "other_text"
+_DEFAULT_SOURCES = (*_TEXT, _OTHER_TEXT)
 _KEYWORD = (
     "name",
     "tags",
@@ -174,7 +185,7 @@ def _packages_schema() -> Any:
     builder = tantivy.SchemaBuilder()
     raw: dict[str, Any] = {"tokenizer_name": "raw", "index_option": "basic"}
     builder.add_text_field("id", stored=True, fast=True, **raw)
-    for name in _TEXT:
+    for name in _DEFAULT_SOURCES:
         builder.add_text_field(name, tokenizer_name=_ANALYZER)
     for name in _KEYWORD:
         fast = name in FACET_FIELDS or name == "name"
@@ -236,8 +247,17 @@ def _package_document(doc: DatasetDocument) -> Any:
     out = tantivy.Document()
     add = out.add_text
     add("id", doc.id)
-    for value in field_values(doc, DEFAULT_FIELD):
-        add("text", value)
+    for value in (
+        doc.name,
+        *doc.tags,
+        *doc.groups,
+        doc.organization,
+        *doc.res_format,
+        doc.license_id,
+        *doc.extras.values(),
+    ):
+        if value:
+            add(_OTHER_TEXT, value)
     single: tuple[tuple[str, str | None], ...] = (
         ("title", doc.title),
         ("notes", doc.notes),
@@ -938,9 +958,16 @@ class TantivySearchIndex(SearchIndex):
                 pattern = _regex_literal(node.prefix) + "(?s:.*)"
                 return tantivy.Query.regex_query(schema, name, pattern)
             return tantivy.Query.term_query(schema, name, node.text)
-        target = "extras" if extras_key is not None else name
-        head = "" if extras_key is None else extras_key + _SEP
-        return self._text_leaf(schema, target, head, node)
+        if extras_key is not None:
+            return self._text_leaf(schema, "extras", extras_key + _SEP, node)
+        if name != DEFAULT_FIELD:
+            return self._text_leaf(schema, name, "", node)
+        return tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Should, self._text_leaf(schema, source, "", node))
+                for source in _DEFAULT_SOURCES
+            ]
+        )
 
     @staticmethod
     def _text_leaf(schema: Any, target: str, head: str, node: Term | Phrase | Prefix) -> Any:
