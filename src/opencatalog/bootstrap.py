@@ -209,6 +209,7 @@ def open_catalog(
         try:
             indexer.fill_if_empty()  # an index deleted or kept in memory: rebuild it whole
             indexer.drain()  # then apply what a crash left pending
+            indexer.recover()  # and repair what a writer that died left half-applied
         except BackendError as exc:  # no schema yet (initialize=False on a new database)
             log.warning("search index not brought up to date at open: %s", exc)
     jobs = InProcessJobs(

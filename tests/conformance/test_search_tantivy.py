@@ -247,6 +247,31 @@ def test_the_writer_lock_is_released_by_a_killed_process(tmp_path: Path) -> None
         assert idx.count() == len(CORPUS) - 1
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_writer_that_died_is_reported_at_the_next_open(tmp_path: Path) -> None:
+    folder = tmp_path / "ix"
+    with _open(folder) as idx:
+        idx.index(CORPUS[:2])
+    with _open(folder) as idx:
+        assert not idx.unclean_shutdown  # closed cleanly
+    script = (
+        "import os, signal, sys\n"
+        "from opencatalog.adapters.tantivy_search import TantivySearchIndex\n"
+        "from opencatalog.testing.search import CORPUS\n"
+        "index = TantivySearchIndex(sys.argv[1], writer_heap_mb=32, writer_threads=1)\n"
+        "index.index(CORPUS[2:4])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(folder)], timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    with _open(folder) as idx:
+        assert idx.unclean_shutdown
+        idx.index(CORPUS[4:5])
+    with _open(folder) as idx:
+        assert not idx.unclean_shutdown  # the next clean close clears it
+        assert idx.count() == 5
+
+
 def test_a_cached_facet_page_follows_commits_of_another_index(tmp_path: Path) -> None:
     folder = tmp_path / "ix"
     landing = SearchQuery(facets=[FacetRequest("tags", limit=-1)], labels={"public"})

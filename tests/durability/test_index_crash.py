@@ -586,3 +586,25 @@ def test_checker_detects_stale_and_extra_documents(tmp_path: Path) -> None:
     assert "mkself1" in joined  # the old title still finds it
     assert "mkselfnew" in joined  # the new one does not
     assert "purged" in joined and ids[2] in joined  # the purged one is still counted
+
+
+# -- repair at open after a writer died --------------------------------------------------------
+
+_DIE_WITH_DRIFT = """
+import os, signal, sys
+from opencatalog import open_catalog
+from opencatalog.domain.commands import DatasetInput
+cat = open_catalog(sys.argv[1], index_delay=0, create_unowned_dataset=True)
+made = [cat.datasets.create(DatasetInput(name=f"set-{i}", title=f"Drifter {i}")) for i in range(3)]
+cat._ctx.search_index.delete([made[0].id])   # the index loses a document behind the catalog
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_index_left_by_a_writer_that_died_is_repaired_at_open(tmp_path: Path) -> None:
+    folder = tmp_path / "catalog"
+    done = subprocess.run([sys.executable, "-c", _DIE_WITH_DRIFT, str(folder)], timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    with open_catalog(folder, create_unowned_dataset=True) as cat:
+        assert cat.search.check().clean  # repaired while opening
+        assert cat.search.datasets("drifter").count == 3

@@ -106,6 +106,9 @@ log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 WRITER_LOCK = "WRITER.lock"
+#: Present while a process holds the writer; found at open with no live writer, it means the
+#: last writer died (its writes may be partly applied: the catalog checks and repairs).
+WRITER_DIRTY = "WRITER.dirty"
 _GENERATION_RE = re.compile(r"gen-([0-9]{6,})\Z")
 # files of the layout before generations: one tantivy index in the folder itself
 _LEGACY_FILE_RE = re.compile(
@@ -503,6 +506,7 @@ class TantivySearchIndex(SearchIndex):
         self._closed = False
         self._builder = False
         self._lock_fd: int | None = None
+        self._unclean = False
         self._pointer_sig: tuple[int, int, int] | None = None
         self._cache: OrderedDict[Any, SearchPage] = OrderedDict()
         self._cache_size = cache_size
@@ -542,6 +546,18 @@ class TantivySearchIndex(SearchIndex):
                 return False
         self._lock_fd = fd
         return True
+
+    def _mark_dirty(self) -> None:
+        """Record that this process writes (removed by a clean ``close``)."""
+        assert self._root is not None
+        marker = self._root / WRITER_DIRTY
+        if not marker.exists():
+            marker.write_bytes(b"")
+
+    @property
+    def unclean_shutdown(self) -> bool:
+        """True when the last process that wrote this index died before closing it."""
+        return self._unclean
 
     def _unlock(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -609,6 +625,8 @@ class TantivySearchIndex(SearchIndex):
                     log.warning("tantivy index %s cannot be opened (%s); replacing it", name, exc)
             if self._try_lock():
                 try:
+                    if (root / WRITER_DIRTY).exists():  # its writer died holding the lock
+                        self._unclean = True
                     if generation is None:
                         generation = self._create_current()
                     self._remove_leftovers(generation.name)
@@ -694,6 +712,7 @@ class TantivySearchIndex(SearchIndex):
                     f"cannot write to the tantivy index at {self._root}: another process "
                     "holds its writer lock"
                 )
+            self._mark_dirty()
             self._pointer_sig = None  # look again now that nobody else can switch
         return self._current()
 
@@ -872,6 +891,8 @@ class TantivySearchIndex(SearchIndex):
                 return
             try:
                 self._gen.release(commit=True)
+                if self._lock_fd is not None and self._root is not None:
+                    (self._root / WRITER_DIRTY).unlink(missing_ok=True)  # a clean stop
             finally:
                 self._unlock()
 

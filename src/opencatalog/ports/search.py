@@ -161,6 +161,14 @@ class SearchIndex(abc.ABC):
         """The number of documents in ``index`` and one page of them (as ``get_document``
         gives them), ordered by id."""
 
+    @property
+    def unclean_shutdown(self) -> bool:
+        """True when the index was found, at open, as left by a process that died while
+        writing it (its last writes may be partly applied). The catalog then compares it with
+        storage and repairs the drift before it is used. Default: False (indices that cannot
+        tell, or whose writes are transactional)."""
+        return False
+
     @contextmanager
     def rebuilding(self) -> Iterator[SearchIndex]:
         """A new, empty index of the same kind, filled inside the block, that replaces this

@@ -386,6 +386,25 @@ class Indexer:
         log.info("search index is empty; indexing %d datasets from storage", stored)
         return self.reindex()
 
+    def recover(self) -> DriftReport | None:
+        """After an unclean stop of the index's last writer (``index.unclean_shutdown``),
+        compare the index with storage and repair what differs; returns the drift found, or
+        None when there was nothing to recover from."""
+        if not self.index.unclean_shutdown:
+            return None
+        report = self.check()
+        if not report.clean:
+            log.warning(
+                "search index left by a writer that died: repairing %d missing, %d extra, "
+                "%d stale and %d duplicated documents",
+                len(report.missing),
+                len(report.extra),
+                len(report.stale),
+                len(report.duplicated),
+            )
+            self.repair(report)
+        return report
+
     def _resources_missing(self) -> bool:
         """True for an index written before it had a resources index (its datasets are there,
         their resources are not): the resources index is empty although some of the first
