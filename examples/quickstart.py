@@ -1,33 +1,54 @@
 """Quickstart: a catalog in a folder, no server.
 
+Creates an organization and a dataset, uploads a CSV file to it, lets the pipeline process
+the file (hash, format, text, preview) on the catalog's own worker thread, then searches:
+by metadata (CKAN package_search) and by a word that appears only inside the file.
+
 Run: python examples/quickstart.py [FOLDER]   (default ./quickstart-catalog)
 """
 
 from __future__ import annotations
 
+import io
 import sys
 
 import opencatalog as oc
 
+CSV = b"station,river,level_cm\nALPHA-1,Glasswater,131\nBRAVO-2,Glasswater,97\n"
+
 
 def main(folder: str = "quickstart-catalog") -> None:
-    with oc.open_catalog(folder) as cat:  # SQLite in FOLDER/catalog.db, created on first use
+    with oc.open_catalog(folder) as cat:  # SQLite, a tantivy index and files under FOLDER
         if not cat.datasets.list().total:
             cat.organizations.create(oc.GroupInput(name="city-of-example", title="City of Example"))
-            cat.datasets.create(
+            dataset = cat.datasets.create(
                 oc.DatasetInput(
-                    name="air-quality-2025",
-                    title="Air quality 2025",
+                    name="river-levels-2025",
+                    title="River levels 2025",
                     owner_org="city-of-example",
                     license_id="cc-by",
-                    tags=["air", "environment"],
-                    resources=[oc.ResourceInput(url="https://example.org/air-2025.csv")],
+                    tags=["water", "environment"],
+                    resources=[oc.ResourceInput(name="Readings", url="")],
                 )
             )
-        dataset = cat.datasets.get("air-quality-2025")
-        print(f"{dataset.title}: {len(dataset.resources)} resource(s),",
-              f"format {dataset.resources[0].format}, tags {[t.name for t in dataset.tags]}")
+            cat.files.upload(dataset.resources[0].id, io.BytesIO(CSV), filename="levels.csv")
+            cat.jobs.run_pending()  # wait for the pipeline (it runs in the background anyway)
+        dataset = cat.datasets.get("river-levels-2025")
+        resource = dataset.resources[0]
+        report = cat.pipeline.status(resource.id)
+        print(
+            f"{dataset.title}: {len(dataset.resources)} resource(s), tags",
+            [t.name for t in dataset.tags],
+        )
+        print(
+            f"file: {resource.format}, {resource.size} bytes, {resource.hash}, "
+            f"pipeline {report.status}"
+        )
         print("datasets:", [d.name for d in cat.datasets.list().items])
+        found = cat.search.datasets("river", facets=["organization", "tags"])
+        print("search 'river':", found.count, [d.name for d in found.results])
+        inside = cat.search.everything("glasswater")  # a word only the file contains
+        print("search 'glasswater' (file contents):", [d.name for d in inside.results])
         print("tags in use:", cat.tags.counts())
 
 
