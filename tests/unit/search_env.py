@@ -15,6 +15,7 @@ from opencatalog.adapters.memory_search import MemorySearchIndex
 from opencatalog.bootstrap import open_catalog
 from opencatalog.domain.files import PipelineStatus, ResourceFile
 from opencatalog.domain.model import utcnow
+from opencatalog.ports.search import SearchIndex
 from opencatalog.services.catalog import Catalog
 from opencatalog.services.indexing import CONTENTS_TOPIC, Indexer, blob_text_reader
 from opencatalog.testing.stateful import CHEAP_PASSWORD_HASHING
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 @attrs.define
 class SearchEnv:
     catalog: Catalog
-    index: MemorySearchIndex
+    index: SearchIndex
     blobs: MemoryBlobStore
 
     @property
@@ -67,11 +68,15 @@ class SearchEnv:
 
 
 @contextmanager
-def search_env(*, contents: bool = True, **settings: object) -> Iterator[SearchEnv]:
+def search_env(
+    *, contents: bool = True, index: SearchIndex | None = None, **settings: object
+) -> Iterator[SearchEnv]:
     """A new catalog acting as the system, writes indexed before they return
     (``index_delay=0``); ``contents`` wires the contents index as the catalog's composition
-    root is meant to (a text reader over the blob store, the ``contents`` outbox topic)."""
-    index = MemorySearchIndex()
+    root is meant to (a text reader over the blob store, the ``contents`` outbox topic).
+    ``index``: another search index than a new memory one (closed with the catalog)."""
+    if index is None:
+        index = MemorySearchIndex()
     blobs = MemoryBlobStore()
     catalog = open_catalog(
         None,
@@ -93,3 +98,4 @@ def search_env(*, contents: bool = True, **settings: object) -> Iterator[SearchE
         yield env
     finally:
         catalog.close()
+        index.close()

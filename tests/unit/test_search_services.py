@@ -4,14 +4,20 @@ the index administration, with canaries that must never reach outsiders."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import pytest
 from search_env import SearchEnv, search_env
 
+from opencatalog import registry
+from opencatalog.adapters.memory_search import MemorySearchIndex
+from opencatalog.adapters.tantivy_search import TantivySearchIndex
+from opencatalog.adapters.whoosh_search import WhooshSearchIndex
 from opencatalog.domain.commands import DatasetInput, ResourceInput, UserInput
 from opencatalog.domain.model import Dataset, State
 from opencatalog.errors import NotAuthorized, NotFound, SearchQueryError, ValidationFailed
+from opencatalog.ports.search import SearchIndex
 from opencatalog.services.catalog import Catalog
 from opencatalog.services.search import UserSuggestion
 
@@ -33,9 +39,25 @@ class World:
         return self.cast.as_(who)  # type: ignore[attr-defined, no-any-return]
 
 
+#: Every search index adapter: the services' answers (canaries included) must not depend on it.
+ADAPTERS = ["memory", "tantivy", "whoosh", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=ADAPTERS)
+def index(request: pytest.FixtureRequest, tmp_path: Path) -> SearchIndex:
+    if request.param == "memory":
+        return MemorySearchIndex()
+    if request.param == "tantivy":
+        return TantivySearchIndex(tmp_path / "tantivy", writer_heap_mb=32, writer_threads=1)
+    if request.param == "whoosh":
+        return WhooshSearchIndex(tmp_path / "whoosh")
+    url = request.getfixturevalue("postgres_url")
+    return registry.create("search", url)
+
+
 @pytest.fixture
-def world(populate: object) -> Iterator[World]:
-    with search_env() as env:
+def world(populate: object, index: SearchIndex) -> Iterator[World]:
+    with search_env(index=index) as env:
         cast = populate(env.catalog)  # type: ignore[operator]
         cat = env.catalog
         rivers = cat.datasets.create(

@@ -228,13 +228,21 @@ class ValuesTokenizer(Tokenizer):
             offset += len(part) + 1
 
 
+class _ValuesColumn(columns.VarBytesListColumn):
+    """Whoosh's list-of-bytes column with the default a segment without the column needs
+    (whoosh's own class has none: faceting on a segment where no document holds the field
+    raised AttributeError)."""
+
+    _default: list[bytes] = []  # never mutated: readers hand it out as "no values"
+
+
 class ListKeyword(fields.KEYWORD):
     """A keyword field of ``SEPARATOR``-joined values, optionally with a list column (one
     list of values per document) for fast facet counts."""
 
     def __init__(self, *, stored: bool = False, column: bool = False) -> None:
         super().__init__(stored=stored, scorable=True, analyzer=ValuesTokenizer())
-        self.column_type = columns.VarBytesListColumn() if column else None
+        self.column_type = _ValuesColumn() if column else None
 
     def to_column_value(self, value: str) -> list[bytes]:
         return [part.encode("utf-8") for part in dict.fromkeys(value.split(SEPARATOR)) if part]
