@@ -598,6 +598,36 @@ def test_gc_is_for_sysadmins(cast):
 # -- the secret key ------------------------------------------------------------------------
 
 
+def test_an_empty_secret_key_file_left_by_a_crash_is_replaced(tmp_path):
+    path = tmp_path / "secret_key"
+    path.write_text("")
+    key = read_or_create_secret_key(path)
+    assert len(key) == 64
+    assert read_or_create_secret_key(path) == key
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary left
+
+
+def test_processes_racing_to_create_the_key_agree_on_one(tmp_path):
+    import threading
+
+    path = tmp_path / "secret_key"
+    keys: list[bytes] = []
+    start = threading.Barrier(8)
+
+    def create() -> None:
+        start.wait()
+        keys.append(read_or_create_secret_key(path))
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(keys) == 8 and len(set(keys)) == 1
+    assert path.read_text().strip().encode() == keys[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
 def test_secret_key_file_is_created_private_and_kept(tmp_path):
     path = tmp_path / "secret_key"
     first = read_or_create_secret_key(path)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import hashlib
 import hmac
 import io
@@ -238,28 +239,44 @@ def parse_range(header: str | None, size: int, *, open_cap: int = PREVIEW_CHUNK)
 
 def read_or_create_secret_key(path: str | Path) -> bytes:
     """The secret key stored in ``path``; a new random one (32 bytes, hex) is written there
-    first, readable by the owner only (mode 0600), when the file does not exist."""
+    first, readable by the owner only (mode 0600), when the file does not exist.
+
+    The file appears whole or not at all: the key is written and synced to a temporary file
+    that is then linked into place (``os.link`` fails if another process got there first, and
+    its key is used). An empty file, as a crash of an older release could leave, is replaced.
+    """
     target = Path(path)
-    try:
-        text = target.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        text = ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"Cannot read the secret key file {target.name}") from exc
-    if text:
-        return text.encode("ascii")
-    new = secrets.token_hex(32)
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return read_or_create_secret_key(target)
-    except OSError as exc:
-        raise ConfigurationError(f"Cannot write the secret key file {target.name}") from exc
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(new + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return new.encode("ascii")
+    for _ in range(5):
+        try:
+            text = target.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            text = None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"Cannot read the secret key file {target.name}") from exc
+        if text:
+            return text.encode("ascii")
+        new = secrets.token_hex(32)
+        temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(new + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if text is None:
+                try:
+                    os.link(temporary, target)
+                except FileExistsError:  # another process made it first: use theirs
+                    continue
+            else:  # an empty file left by a crash
+                os.replace(temporary, target)
+            return new.encode("ascii")
+        except OSError as exc:
+            raise ConfigurationError(f"Cannot write the secret key file {target.name}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+    raise ConfigurationError(f"Cannot read or create the secret key file {target.name}")
 
 
 _process_secret: bytes | None = None
