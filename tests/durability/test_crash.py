@@ -306,7 +306,34 @@ def run_and_kill(
                 proc.kill()
             proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    if target.sqlite_db is None:
+        wait_for_server_sessions_to_end(target.location)
     return Run(out.read_text())
+
+
+def wait_for_server_sessions_to_end(url: str, timeout: float = 30.0) -> None:
+    """Wait until the killed writer's PostgreSQL sessions are gone. The server finishes a
+    COMMIT the client sent before it died, and only then notices the closed connection: a
+    check made before that would see the in-flight write as not applied, then find it
+    applied on the next run."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{row[0] if row else '?'} sessions of the killed writer remain"
+                )
+            time.sleep(0.05)
 
 
 def crash_cycles(
