@@ -2,8 +2,9 @@
 
 ``open_catalog()`` gives a catalog in memory, ``open_catalog("./folder")`` one on disk; its
 services (``catalog.datasets``, ``.resources``, ``.organizations``, ``.groups``, ``.users``,
-``.tokens``, ``.tags``, ``.activities``) take the input classes exported here and return the
-domain classes exported here.
+``.tokens``, ``.tags``, ``.activities``, ``.search``, ``.files``, ``.pipeline``, ``.jobs``,
+``.health``) take the input classes exported here and return the domain classes exported
+here.
 """
 
 from opencatalog.bootstrap import open_catalog
@@ -19,6 +20,8 @@ from opencatalog.domain.commands import (
     UserInput,
     UserPatch,
 )
+from opencatalog.domain.files import HealthStatus, LinkHealth, PipelineStatus, ResourceFile
+from opencatalog.domain.jobs import Job, JobStatus, StepLog, StepStatus
 from opencatalog.domain.model import (
     Activity,
     ApiToken,
@@ -67,17 +70,25 @@ __all__ = [
     "Group",
     "GroupInput",
     "GroupPatch",
+    "HealthStatus",
+    "Job",
+    "JobStatus",
+    "LinkHealth",
     "Membership",
     "NotAuthorized",
     "NotFound",
     "OpenCatalogError",
     "Page",
+    "PipelineStatus",
     "Resource",
+    "ResourceFile",
     "ResourceInput",
     "ResourcePatch",
     "SearchQueryError",
     "Settings",
     "State",
+    "StepLog",
+    "StepStatus",
     "Tag",
     "User",
     "UserInput",
