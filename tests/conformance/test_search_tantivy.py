@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 import tantivy
 
@@ -270,6 +271,62 @@ def test_a_writer_that_died_is_reported_at_the_next_open(tmp_path: Path) -> None
     with _open(folder) as idx:
         assert not idx.unclean_shutdown  # the next clean close clears it
         assert idx.count() == 5
+
+
+_UNMERGED_SEGMENTS = """
+import os, signal, sys
+from datetime import UTC, datetime
+from opencatalog.adapters.tantivy_search import TantivySearchIndex
+from opencatalog.domain.search import DatasetDocument
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+NOTES = " ".join(f"word{n}" for n in range(150))
+
+def doc(doc_id, title="Filler"):
+    return DatasetDocument(
+        id=doc_id, name=doc_id, title=title, notes=NOTES, metadata_created=T0,
+        metadata_modified=T0,
+    )
+
+index = TantivySearchIndex(sys.argv[1], writer_heap_mb=64, writer_threads=1)
+for segment in range(7):  # one commit, one segment each
+    index.index([doc(f"fill-{segment}-{n}") for n in range(3000)])
+with index.bulk() as bulk:  # the 8th segment; its deletes are written at this commit's stamp
+    bulk.index([doc("kept", "Original"), doc("gone")] + [doc(f"last-{n}") for n in range(50)])
+    bulk.delete(["gone"])
+os.kill(os.getpid(), signal.SIGKILL)  # before the merge of the 8 segments ends
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_a_replaced_document_stays_replaced_when_unmerged_segments_merge(
+    tmp_path: Path,
+) -> None:
+    """A writer killed before its merges ended leaves 8 committed segments; the next writer's
+    first operation replaces a document of the segment whose deletes were written at the last
+    commit's stamp. tantivy stamps that first operation with the same stamp, and a merge that
+    starts before the next commit skipped the delete for that segment: the old document came
+    back beside its replacement (see ``_skip_committed_stamp``)."""
+    folder = tmp_path / "ix"
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_UNMERGED_SEGMENTS), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    (packages,) = folder.glob("gen-*/packages")
+    segments = tantivy.Index.open(str(packages)).searcher().num_segments
+    assert segments == 8, "the killed writer's merge ended before the kill: nothing to test"
+
+    with _open(folder) as idx:
+        (original,) = [d for d in CORPUS if d.id == CORPUS[0].id]
+        idx.index([attrs.evolve(original, id="kept", name="kept", title="Replacement")])
+    with _open(folder) as idx:
+        assert [i for i, _ in idx.ids()].count("kept") == 1
+        assert _words(idx, "original") == 0
+        assert _words(idx, "replacement") == 1
+        assert idx.count() == 7 * 3000 + 51
 
 
 def test_a_cached_facet_page_follows_commits_of_another_index(tmp_path: Path) -> None:

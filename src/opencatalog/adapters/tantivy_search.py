@@ -334,6 +334,22 @@ def _content_document(doc: ContentDocument) -> Any:
 # Generations
 
 
+def _skip_committed_stamp(writer: Any) -> None:
+    """Spend the operation stamp of the last commit on an operation that changes nothing.
+
+    A new tantivy writer (and one just rolled back) stamps its first operation with the
+    opstamp of the last commit. A merge of committed segments that starts before this
+    writer's first commit applies deletes "up to" that same opstamp, and skips every segment
+    whose deletes were last written at it, as if already up to date; the merged segment then
+    carries on from a cursor past the first operation. When that first operation is a delete
+    (replacing a document always starts with one), the document it deleted in such a segment
+    is alive again in the merged one, beside its replacement. The merge needs enough
+    committed segments to start at once, which is what a process killed before its merges
+    finished leaves behind. A delete of a key no document has takes that stamp instead.
+    """
+    writer.delete_documents_by_term("id", "")
+
+
 class _Part:
     """One logical index of a generation: a tantivy index and its writer, opened on first
     write. Callers serialise writes."""
@@ -364,6 +380,7 @@ class _Part:
                 raise BackendError(
                     f"cannot write to the tantivy index (another process writing?): {exc}"
                 ) from exc
+            _skip_committed_stamp(self.writer)
         self.dirty = True
         return self.writer
 
@@ -398,7 +415,8 @@ class _Part:
 
     def rollback(self) -> None:
         if self.dirty:
-            self.writer.rollback()
+            self.writer.rollback()  # a fresh writer inside, stamping from the last commit again
+            _skip_committed_stamp(self.writer)
             self.dirty = False
             self.added.clear()
             self.index.reload()
