@@ -28,12 +28,11 @@ reopen: the index is rebuilt from storage. ``test_checker_detects_*`` show the c
 a drifted index (a document deleted behind the catalog's back, a stale one, an extra one, one
 indexed twice).
 
-Known bug, as a run-time xfail: after some kills a replaced document is alive again beside
-its replacement in the tantivy index (see ``RESURRECTED``); ``search.check()`` reports such
-ids as duplicated and ``search.repair()`` removes the extra copy. Since the index marks its
-folder while a process writes it, a catalog opened after such a kill runs that check and
-repair itself (``Indexer.recover``), so the copy is gone before the catalog answers; the
-xfail stays for a copy that would come back after the open.
+A replaced document once came back beside its replacement after some kills (one run in
+five): tantivy stamped a new writer's first delete with the last commit's stamp, and a merge
+of the segments the killed writer left unmerged skipped it. The adapter now spends that stamp
+on a no-op (``_skip_committed_stamp``; a deterministic test is in
+``tests/conformance/test_search_tantivy.py``), and this test asserts the exact match.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import sqlite3
@@ -296,7 +294,6 @@ def drift_problems(cat: Catalog) -> list[str]:
     index = cat._ctx.search_index
     assert index is not None
     counted = {i for i, n in Counter(i for i, _ in index.ids()).items() if n > 1}
-    # the union: a resurrected copy (see RESURRECTED) can appear between the two looks
     twice = sorted(counted | set(drift.duplicated))
     if twice:
         problems.append(f"ids indexed more than once: {twice[:5]} ({len(twice)})")
@@ -428,59 +425,11 @@ def test_sigkill_while_indexing_index_matches_database(tmp_path: Path) -> None:
         problems += [f"final: {p}" for p in found]
         ledger.searches += searches
     report("index crash", ledger, started)
-    resurrected = [p for p in problems if is_resurrection(p, problems)]
-    others = [p for p in problems if p not in resurrected]
-    assert others == [], f"{len(others)} problems: {others[:10]}"
-    if resurrected:  # a known bug that shows in about half the runs: see RESURRECTED
-        pytest.xfail(f"{RESURRECTED_BUG} ({len(resurrected)} times: {resurrected[:3]})")
+    assert problems == [], f"{len(problems)} problems: {problems[:10]}"
     assert ledger.kills == KILLS
     assert ledger.acked_writes >= KILLS  # the kills landed mid-stream
     assert ledger.ops["bulk"] >= 1
     assert ledger.kills_with_pending >= 1  # some kill left work for the drain at open
-
-
-#: The symptoms of a bug this test finds in some of its runs (not deterministically, so it is
-#: an xfail at run time rather than a strict marker): after a kill, a document the killed
-#: process had replaced (delete by id + add, committed) is alive again in the reopened index
-#: next to its replacement, so the old title still finds the dataset. With the generation
-#: layout it showed in 1 of 5 runs (75 kills) and in none of 90 kills of the same writer
-#: driven outside pytest. Ruled out so far: tantivy's delete_all_documents rewinding the
-#: operation stamps (documents added after it can vanish; the adapter no longer calls it, and
-#: this path never did), and stamp continuity after a restart (a new writer's first stamp is
-#: the last commit's and its deletes apply to committed segments). Both copies end up in one
-#: merged segment, so a merge that read a segment before a delete and kept the document is
-#: the next suspect.
-RESURRECTED = ("by a marker it no longer has", "ids indexed more than once")
-_FOUND = re.compile(r"found (\[[^\]]*\])")
-
-
-def _twice_found(problems: list[str]) -> set[str]:
-    """Ids a search returned twice (two documents with one id: the resurrected copy)."""
-    twice: set[str] = set()
-    for problem in problems:
-        match = _FOUND.search(problem)
-        if match:
-            ids = re.findall(r"'([0-9a-f-]{36})'", match.group(1))
-            twice.update(i for i, n in Counter(ids).items() if n > 1)
-    return twice
-
-
-def is_resurrection(problem: str, problems: list[str]) -> bool:
-    """A symptom of the known bug: its own wording, or any problem about a dataset some
-    search found twice (the stale copy also counts for searches that may see it: an
-    anonymous count of 1 for a dataset made private since)."""
-    if any(k in problem for k in RESURRECTED):
-        return True
-    return any(i in problem for i in _twice_found(problems))
-
-
-RESURRECTED_BUG = (
-    "bug: after a SIGKILL the tantivy index can hold a replaced document again beside its "
-    "replacement (two documents with one id; the old one in a large merged segment), and a "
-    "search may count the stale copy (an anonymous count of 1 for a dataset made private since; "
-    "results are re-read from storage, so never shown); search check reports it as "
-    "duplicated and repair removes it"
-)
 
 
 # -- a deleted index folder -------------------------------------------------------------------
@@ -555,7 +504,7 @@ def test_checker_detects_a_document_missing_from_the_index(tmp_path: Path) -> No
 
 
 def _index_twice(cat: Catalog, ds_id: str) -> None:
-    """Put a second document with this id into the tantivy index (what the kill bug leaves):
+    """Put a second document with this id into the tantivy index (what the stamp bug left):
     the adapter's ``index`` always deletes the old one first, so go round it."""
     index = cat._ctx.search_index
     assert isinstance(index, TantivySearchIndex)
