@@ -36,6 +36,7 @@ worker woken right after each commit that enqueued a job (see :class:`WakingQueu
 from __future__ import annotations
 
 import builtins
+import enum
 import logging
 import os
 import signal
@@ -57,10 +58,12 @@ from opencatalog.ports.queue import TaskQueue
 __all__ = [
     "Handler",
     "InProcessJobs",
+    "Outcome",
     "WakingQueue",
     "Worker",
     "default_worker_id",
     "install_signal_handlers",
+    "record_outcome",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,6 +72,54 @@ Handler = Callable[[Job], Sequence[StepLog]]
 """Runs one job and returns its step log; raises to fail the job."""
 
 _FINISH_TRIES = 5
+
+
+class Outcome(enum.Enum):
+    """What became of one run's outcome (see ``record_outcome``)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"  # recorded as a failure: retried later or dead-lettered by the queue
+    SUPERSEDED = "superseded"  # another worker holds the job now; this run's outcome is dropped
+    UNRECORDED = "unrecorded"  # the queue kept failing; the lease runs out, the job runs again
+
+
+def record_outcome(
+    queue: TaskQueue,
+    job: Job,
+    worker_id: str,
+    *,
+    error: str | None,
+    steps: Sequence[StepLog] = (),
+    tries: int = _FINISH_TRIES,
+) -> Outcome:
+    """Record how ``worker_id``'s run of ``job`` ended: completed when ``error`` is None,
+    failed with ``error`` otherwise. Backend errors (a busy database) are retried ``tries``
+    times with a short backoff; every worker, whatever runs it, records outcomes this way."""
+    for attempt in range(1, tries + 1):
+        try:
+            if error is None:
+                accepted = queue.complete(job.id, worker_id, steps)
+            else:
+                accepted = queue.fail(job.id, worker_id, error, steps)
+        except OpenCatalogError as exc:
+            if attempt == tries:
+                logger.error(
+                    "Could not record the outcome of job %s: %s (it will run again)", job.id, exc
+                )
+                return Outcome.UNRECORDED
+            time.sleep(0.05 * 2**attempt)
+            continue
+        if not accepted:
+            logger.warning(
+                "Job %s was taken over by another worker; this run's outcome is dropped", job.id
+            )
+            return Outcome.SUPERSEDED
+        if error is None:
+            logger.info("Job %s (%s) complete", job.id, job.kind)
+            return Outcome.COMPLETED
+        logger.info("Job %s (%s) failed: %s", job.id, job.kind, error)
+        return Outcome.FAILED
+    return Outcome.UNRECORDED  # tries < 1: nothing was attempted
 
 
 class _DeadlineExceeded(Exception):
@@ -361,39 +412,15 @@ class Worker:
         steps: Sequence[StepLog],
         count: bool = True,
     ) -> None:
-        """Record the outcome, retrying briefly on backend errors (a busy database). If it
-        still cannot be recorded, the lease runs out and the job runs again."""
-        for attempt in range(1, _FINISH_TRIES + 1):
-            try:
-                if error is None:
-                    accepted = self.queue.complete(job.id, owner, steps)
-                else:
-                    accepted = self.queue.fail(job.id, owner, error, steps)
-            except OpenCatalogError as exc:
-                if attempt == _FINISH_TRIES:
-                    logger.error(
-                        "Could not record the outcome of job %s: %s (it will run again)",
-                        job.id,
-                        exc,
-                    )
-                    return
-                time.sleep(0.05 * 2**attempt)
-                continue
-            if not accepted:
-                if count:
-                    self.superseded += 1
-                logger.warning(
-                    "Job %s was taken over by another worker; this run's outcome is dropped",
-                    job.id,
-                )
-            elif error is None:
-                self.completed += 1
-                logger.info("Job %s (%s) complete", job.id, job.kind)
-            else:
-                if count:
-                    self.failed += 1
-                logger.info("Job %s (%s) failed: %s", job.id, job.kind, error)
-            return
+        """Record the outcome (``record_outcome``) and count it; ``count=False`` for a run
+        whose failure is not the job's (the worker stopped it)."""
+        outcome = record_outcome(self.queue, job, owner, error=error, steps=steps)
+        if outcome is Outcome.COMPLETED:
+            self.completed += 1
+        elif count and outcome is Outcome.FAILED:
+            self.failed += 1
+        elif count and outcome is Outcome.SUPERSEDED:
+            self.superseded += 1
 
     # -- heartbeats ------------------------------------------------------------------------
 

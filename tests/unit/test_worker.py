@@ -14,9 +14,9 @@ import pytest
 
 from opencatalog.adapters.memory_queue import MemoryTaskQueue
 from opencatalog.domain.jobs import Job, JobFailed, JobStatus, StepLog, StepStatus, next_backoff
-from opencatalog.errors import ConfigurationError
+from opencatalog.errors import BackendError, ConfigurationError
 from opencatalog.testing.queue import ManualClock
-from opencatalog.worker import Worker, install_signal_handlers
+from opencatalog.worker import Outcome, Worker, install_signal_handlers, record_outcome
 
 LEASE = timedelta(seconds=60)
 
@@ -236,3 +236,66 @@ def test_a_superseded_run_is_counted_not_recorded(
     assert worker.superseded == 1 and worker.completed == 0
     current = queue.get(job.id)
     assert current is not None and current.lease_owner == "other" and current.attempts == 2
+
+
+class _BusyQueue(MemoryTaskQueue):
+    """A queue whose ``complete`` and ``fail`` raise a backend error ``busy`` times first."""
+
+    def __init__(self, busy: int, clock: ManualClock) -> None:
+        super().__init__(clock=clock)
+        self.busy = busy
+        self.calls = 0
+
+    def _maybe_busy(self) -> None:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise BackendError("database is locked")
+
+    def complete(self, job_id: str, worker_id: str, steps: Sequence[StepLog] = ()) -> bool:
+        self._maybe_busy()
+        return super().complete(job_id, worker_id, steps)
+
+    def fail(self, job_id: str, worker_id: str, error: str, steps: Sequence[StepLog] = ()) -> bool:
+        self._maybe_busy()
+        return super().fail(job_id, worker_id, error, steps)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "status"),
+    [(None, Outcome.COMPLETED, JobStatus.COMPLETE), ("boom", Outcome.FAILED, JobStatus.PENDING)],
+)
+def test_record_outcome_retries_a_busy_queue(
+    clock: ManualClock, error: str | None, expected: Outcome, status: JobStatus
+) -> None:
+    queue = _BusyQueue(busy=2, clock=clock)
+    queue.enqueue("pipeline", {})
+    job = queue.claim("w", lease=LEASE)
+    assert job is not None
+    assert record_outcome(queue, job, "w", error=error, tries=3) is expected
+    assert queue.calls == 3
+    recorded = queue.get(job.id)
+    assert recorded is not None and recorded.status is status
+
+
+def test_record_outcome_gives_up_and_leaves_the_lease_to_run_out(clock: ManualClock) -> None:
+    queue = _BusyQueue(busy=10, clock=clock)
+    queue.enqueue("pipeline", {})
+    job = queue.claim("w", lease=LEASE)
+    assert job is not None
+    assert record_outcome(queue, job, "w", error=None, tries=2) is Outcome.UNRECORDED
+    assert queue.calls == 2
+    held = queue.get(job.id)
+    assert held is not None and held.status is JobStatus.PROCESSING and held.lease_owner == "w"
+
+
+def test_record_outcome_of_a_job_another_worker_took_over(
+    queue: MemoryTaskQueue, clock: ManualClock
+) -> None:
+    queue.enqueue("pipeline", {})
+    job = queue.claim("w", lease=LEASE)
+    assert job is not None
+    clock.advance(LEASE * 2)
+    assert queue.claim("other", lease=LEASE) is not None
+    assert record_outcome(queue, job, "w", error=None) is Outcome.SUPERSEDED
+    current = queue.get(job.id)
+    assert current is not None and current.lease_owner == "other"

@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from opencatalog.domain.jobs import Job, JobFailed, JobStatus, StepLog
+from opencatalog.domain.jobs import Job, JobFailed, JobStatus
 from opencatalog.errors import ConfigurationError, OpenCatalogError
+from opencatalog.worker import Handler, Outcome, record_outcome
 
 if TYPE_CHECKING:
-    from opencatalog.worker import Handler
-
     from opencatalog_celery.queue import CeleryTaskQueue
 
 __all__ = ["JobRunner", "run_wakeup"]
 
 logger = logging.getLogger(__name__)
 
-_FINISH_TRIES = 5
+_RESULTS: dict[Outcome, bool | None] = {
+    Outcome.COMPLETED: True,
+    Outcome.FAILED: False,
+    Outcome.SUPERSEDED: None,
+    Outcome.UNRECORDED: None,
+}
+
 #: Countdowns (seconds) of the redeliveries of a wake-up whose claim hit a backend error.
 _CLAIM_RETRY_COUNTDOWN = 1.0
 
@@ -102,39 +106,8 @@ class JobRunner:
         finally:
             stop.set()
             beat.join()
-        return self._finish(job, worker_id, error=error, steps=steps)
-
-    def _finish(
-        self, job: Job, worker_id: str, *, error: str | None, steps: Sequence[StepLog]
-    ) -> bool | None:
-        for attempt in range(1, _FINISH_TRIES + 1):
-            try:
-                if error is None:
-                    accepted = self.queue.complete(job.id, worker_id, steps)
-                else:
-                    accepted = self.queue.fail(job.id, worker_id, error, steps)
-            except OpenCatalogError as exc:
-                if attempt == _FINISH_TRIES:
-                    logger.error(
-                        "Could not record the outcome of job %s: %s (it will run again)",
-                        job.id,
-                        exc,
-                    )
-                    return None
-                time.sleep(0.05 * 2**attempt)
-                continue
-            if not accepted:
-                logger.warning(
-                    "Job %s was taken over by another worker; this run's outcome is dropped",
-                    job.id,
-                )
-                return None
-            if error is None:
-                logger.info("Job %s (%s) complete", job.id, job.kind)
-                return True
-            logger.info("Job %s (%s) failed: %s", job.id, job.kind, error)
-            return False
-        return None  # pragma: no cover - the loop always returns
+        outcome = record_outcome(self.queue, job, worker_id, error=error, steps=steps)
+        return _RESULTS[outcome]
 
     def _beat(self, job_id: str, worker_id: str, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_interval):
