@@ -28,26 +28,24 @@ progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
-import os
-import secrets
-import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.bench_search import FACETS, PUBLIC, document  # noqa: E402
-from benchmarks.generate import Generator  # noqa: E402
-from opencatalog.domain.search import (  # noqa: E402
+from _common import (  # puts the repository root on sys.path, for ``benchmarks``
+    DEFAULT_SERVER,
+    database_name,
+    frozen_gc,
+    latency,
+    progress,
+    repeated,
+    scratch_database,
+)
+from benchmarks.bench_search import FACETS, PUBLIC, document
+from benchmarks.generate import Generator
+from opencatalog.domain.search import (
     MatchAll,
     Phrase,
     SearchQuery,
@@ -55,60 +53,11 @@ from opencatalog.domain.search import (  # noqa: E402
     parse_query,
 )
 
-from opencatalog_postgres import PostgresSearchIndex  # noqa: E402
+from opencatalog_postgres import PostgresSearchIndex
 
 log = logging.getLogger("bench_postgres_search")
 
-DEFAULT_SERVER = os.environ.get(
-    "OPENCATALOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 CHUNK = 5_000
-
-
-def progress(message: str) -> None:
-    """Progress lines go to stderr (stdout carries the report)."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    """Median and p95 of ``samples`` (milliseconds)."""
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p95
-
-
-def latency(
-    index: PostgresSearchIndex, queries: Sequence[SearchQuery], *, warmup: int = 20
-) -> tuple[float, float, float]:
-    """Median and p95 latency (ms) over ``queries`` after a warm-up pass over the first
-    ``warmup``, and the mean total."""
-    for q in queries[:warmup]:
-        index.query(q)
-    samples, totals = [], []
-    for q in queries:
-        start = time.perf_counter()
-        page = index.query(q)
-        samples.append((time.perf_counter() - start) * 1000)
-        totals.append(page.total)
-    median, p95 = percentiles(samples)
-    return median, p95, statistics.fmean(totals)
-
-
-def repeated(run: Callable[[], Any], times: int) -> tuple[float, float, Any]:
-    """Median and p95 (ms) of ``times`` calls of ``run``, and the last result."""
-    samples = []
-    result = None
-    for _ in range(times):
-        start = time.perf_counter()
-        result = run()
-        samples.append((time.perf_counter() - start) * 1000)
-    median, p95 = percentiles(samples)
-    return median, p95, result
-
-
-def with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + database))
 
 
 def phrases(docs: Sequence[Any], count: int) -> list[str]:
@@ -131,16 +80,10 @@ def run_size(server: str, size: int, query_count: int, keep: bool) -> list[str]:
     progress(f"generating {size:,} datasets ...")
     docs = [document(raw, i) for i, raw in enumerate(generator.datasets(size))]
     words = generator.queries(query_count)
-    gc.collect()
-    gc.freeze()
-    database = f"oc_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    url = with_database(server, database)
     lines: list[str] = []
-    try:
+    with frozen_gc(), scratch_database(server, keep=keep) as url:
         index = PostgresSearchIndex.from_url(url, cache_size=0)
-        progress(f"indexing into {database} ...")
+        progress(f"indexing into {database_name(url)} ...")
         start = time.perf_counter()
         with index.bulk():
             for offset in range(0, len(docs), CHUNK):
@@ -173,7 +116,7 @@ def run_size(server: str, size: int, query_count: int, keep: bool) -> list[str]:
         ]
         for name, queries in cases:
             progress(f"{name} ...")
-            rows.append((name, *latency(index, queries)))
+            rows.append((name, *latency(index.query, queries)))
         landing = SearchQuery(query=MatchAll(), facets=FACETS, labels=PUBLIC)
         progress("match-all + 5 facets ...")
         median, p95, page = repeated(lambda: index.query(landing), 20)
@@ -199,13 +142,6 @@ def run_size(server: str, size: int, query_count: int, keep: bool) -> list[str]:
         for name, median, p95, hits in rows:
             lines.append(f"| {name} | {median:.2f} | {p95:.2f} | {hits:,.0f} |")
         lines.append("")
-    finally:
-        gc.unfreeze()
-        if keep:
-            progress(f"kept database {database}")
-        else:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return lines
 
 

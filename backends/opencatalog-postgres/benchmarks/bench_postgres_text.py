@@ -31,27 +31,24 @@ stdout; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import math
-import os
 import random
-import secrets
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.generate import Generator, zipf_cum_weights  # noqa: E402
-from opencatalog.domain.search import (  # noqa: E402
+from _common import (  # puts the repository root on sys.path, for ``benchmarks``
+    DEFAULT_SERVER,
+    database_name,
+    frozen_gc,
+    latency,
+    progress,
+    scratch_database,
+)
+from benchmarks.generate import Generator, zipf_cum_weights
+from opencatalog.domain.search import (
     ContentDocument,
     Phrase,
     Prefix,
@@ -62,51 +59,14 @@ from opencatalog.domain.search import (  # noqa: E402
     tokenize,
 )
 
-from opencatalog_postgres import PostgresSearchIndex  # noqa: E402
+from opencatalog_postgres import PostgresSearchIndex
 
 log = logging.getLogger("bench_postgres_text")
 
-DEFAULT_SERVER = os.environ.get(
-    "OPENCATALOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 BATCH = 500
 """Datasets per ``index_resources``/``index_contents`` call."""
 
 MAX_FILE_CHARS = 1_000_000
-
-
-def progress(message: str) -> None:
-    """Progress lines go to stderr (stdout carries the report)."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    """Median and p95 of ``samples`` (milliseconds)."""
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p95
-
-
-def latency(
-    run: Callable[[TextQuery], Any], queries: Sequence[TextQuery], *, warmup: int = 20
-) -> tuple[float, float, float]:
-    """Median and p95 latency (ms) of ``run`` over ``queries`` after a warm-up pass over the
-    first ``warmup``, and the mean total."""
-    for q in queries[:warmup]:
-        run(q)
-    samples, totals = [], []
-    for q in queries:
-        start = time.perf_counter()
-        page = run(q)
-        samples.append((time.perf_counter() - start) * 1000)
-        totals.append(page.total)
-    median, p95 = percentiles(samples)
-    return median, p95, statistics.fmean(totals)
-
-
-def with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + database))
 
 
 class Corpus:
@@ -199,16 +159,10 @@ def run(server: str, args: argparse.Namespace) -> list[str]:
     resources = sum(len(docs) for docs in corpus.resources.values())
     progress(f"{resources:,} resources, {corpus.chunks:,} chunks, {corpus.chars / 1e6:.0f} M chars")
     words = corpus.generator.queries(args.queries)
-    gc.collect()
-    gc.freeze()
-    database = f"oc_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    url = with_database(server, database)
     lines: list[str] = []
-    try:
+    with frozen_gc(), scratch_database(server, keep=args.keep) as url:
         index = PostgresSearchIndex.from_url(url, cache_size=0)
-        progress(f"indexing into {database} ...")
+        progress(f"indexing into {database_name(url)} ...")
         start = time.perf_counter()
         with index.bulk() as bulk:
             corpus.load(bulk)
@@ -280,13 +234,6 @@ def run(server: str, args: argparse.Namespace) -> list[str]:
         for name, median, p95, hits in rows:
             lines.append(f"| {name} | {median:.2f} | {p95:.2f} | {hits:,.0f} |")
         lines.append("")
-    finally:
-        gc.unfreeze()
-        if args.keep:
-            progress(f"kept database {database}")
-        else:
-            with psycopg.connect(server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return lines
 
 
