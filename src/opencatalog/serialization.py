@@ -29,7 +29,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import cattrs
@@ -50,11 +50,15 @@ from opencatalog.domain.model import (
     Tag,
     User,
 )
-from opencatalog.errors import ValidationFailed
+from opencatalog.errors import NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from opencatalog.services.catalog import Catalog
 
 __all__ = [
     "DATASET_IGNORED_KEYS",
     "RESOURCE_IGNORED_KEYS",
+    "GroupLookup",
     "activity_to_dict",
     "dataset_input_from_dict",
     "dataset_to_dict",
@@ -665,3 +669,34 @@ def activity_to_dict(activity: Activity) -> dict[str, Any]:
     out: dict[str, Any] = _converter().unstructure(activity)
     out.pop("permission_labels", None)
     return out
+
+
+class GroupLookup:
+    """Organizations and groups by id or name, remembered, to show datasets with their
+    ``organization`` and ``groups`` dicts (as CKAN's package_show does)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._known: dict[tuple[bool, str], Group | None] = {}
+
+    def find(self, ref: str, *, organization: bool) -> Group | None:
+        """The organization or group with this id or name, or None."""
+        key = (organization, ref)
+        if key not in self._known:
+            service = self._catalog.organizations if organization else self._catalog.groups
+            try:
+                self._known[key] = service.get(ref)
+            except NotFound:
+                self._known[key] = None
+        return self._known[key]
+
+    def remember(self, group: Group) -> None:
+        """Note a group or organization just created."""
+        self._known[(group.is_organization, group.id)] = group
+        self._known[(group.is_organization, group.name)] = group
+
+    def dataset_dict(self, dataset: Dataset) -> dict[str, Any]:
+        """The dataset's dict with its organization and groups spelled out."""
+        org = self.find(dataset.owner_org, organization=True) if dataset.owner_org else None
+        groups = [g for ref in dataset.groups if (g := self.find(ref, organization=False))]
+        return dataset_to_dict(dataset, organization=org, groups=groups)

@@ -69,6 +69,7 @@ from opencatalog.services.files import (
     safe_filename,
 )
 
+from .action import action_routes
 from .auth import catalog_for
 from .errors import handle_catalog_error, handle_http_error, handle_unexpected, problem
 
@@ -392,7 +393,7 @@ def create_app(catalog: Catalog, *, close_catalog: bool = False, debug: bool = F
 
     app = Starlette(
         debug=debug,
-        routes=routes(),
+        routes=[*routes(), *action_routes()],
         lifespan=lifespan,
         exception_handlers={
             OpenCatalogError: handle_catalog_error,

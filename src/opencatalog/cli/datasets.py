@@ -7,10 +7,7 @@ from typing import Any
 
 import click
 
-from opencatalog.domain.model import Dataset, Group
-from opencatalog.errors import NotFound
-from opencatalog.serialization import dataset_input_from_dict, dataset_to_dict
-from opencatalog.services.catalog import Catalog
+from opencatalog.serialization import GroupLookup, dataset_input_from_dict
 
 from ._common import (
     CliState,
@@ -24,37 +21,6 @@ from ._common import (
 )
 
 __all__ = ["GroupLookup", "dataset"]
-
-
-class GroupLookup:
-    """Organizations and groups by id or name, remembered, to show datasets with their
-    ``organization`` and ``groups`` dicts (as CKAN's package_show does)."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-        self._known: dict[tuple[bool, str], Group | None] = {}
-
-    def find(self, ref: str, *, organization: bool) -> Group | None:
-        """The organization or group with this id or name, or None."""
-        key = (organization, ref)
-        if key not in self._known:
-            service = self._catalog.organizations if organization else self._catalog.groups
-            try:
-                self._known[key] = service.get(ref)
-            except NotFound:
-                self._known[key] = None
-        return self._known[key]
-
-    def remember(self, group: Group) -> None:
-        """Note a group or organization just created."""
-        self._known[(group.is_organization, group.id)] = group
-        self._known[(group.is_organization, group.name)] = group
-
-    def dataset_dict(self, dataset: Dataset) -> dict[str, Any]:
-        """The dataset's dict with its organization and groups spelled out."""
-        org = self.find(dataset.owner_org, organization=True) if dataset.owner_org else None
-        groups = [g for ref in dataset.groups if (g := self.find(ref, organization=False))]
-        return dataset_to_dict(dataset, organization=org, groups=groups)
 
 
 @click.group(cls=CommandGroup)
