@@ -8,15 +8,23 @@ envelope's ``result``. Errors are the catalog's own exceptions; the HTTP layer
 (:mod:`opencatalog.api.action`) maps them to CKAN's error objects. ``get=True`` marks an
 action free of side effects, which CKAN also serves to GET requests.
 
-The modules below register themselves on import; :data:`ACTIONS` holds them all.
+Each module registers its actions when imported; :data:`ACTIONS` holds them all.
 """
 
 from __future__ import annotations
 
+from . import activity, dataset_writes, datasets, groups, site, tags, users
 from ._registry import ACTIONS, Action, action
 
-# the modules register their actions when imported
-from . import datasets as _datasets  # noqa: F401  isort: skip
-from . import site as _site  # noqa: F401  isort: skip
-
-__all__ = ["ACTIONS", "Action", "action"]
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "action",
+    "activity",
+    "dataset_writes",
+    "datasets",
+    "groups",
+    "site",
+    "tags",
+    "users",
+]

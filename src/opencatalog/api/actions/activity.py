@@ -1,0 +1,3 @@
+"""Activity stream actions."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Organization, group and membership actions."""
+
+from __future__ import annotations

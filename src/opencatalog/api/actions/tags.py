@@ -1,0 +1,3 @@
+"""Tag, vocabulary and tag autocomplete actions."""
+
+from __future__ import annotations
