@@ -28,6 +28,7 @@ from .health import health
 from .jobs import jobs
 from .pipeline import pipeline
 from .search import reindex, search
+from .serve import serve
 from .worker import worker
 
 __all__ = ["main"]
@@ -70,6 +71,7 @@ for _command in (
     reindex,
     jobs,
     worker,
+    serve,
     pipeline,
     health,
     resource,
