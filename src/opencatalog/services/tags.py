@@ -19,6 +19,9 @@ from .validation import Errors
 
 __all__ = ["ActivityService", "LicenseService", "TagService"]
 
+#: How many activities one read of the stream takes when filtering it.
+_SCAN_BATCH = 500
+
 
 class TagService(Service):
     """Tags in use, and vocabularies (closed tag lists, managed by sysadmins)."""
@@ -257,6 +260,28 @@ class ActivityService(Service):
                 for a in items
                 if labels is None or a.object_type != "dataset" or set(a.permission_labels) & labels
             ]
+
+    def recent_datasets(self, *, offset: int = 0, limit: int = 31) -> builtins.list[Activity]:
+        """The site's dataset activities the actor may read, newest first (CKAN
+        recently_changed_packages_activity_list): anyone may ask."""
+        self._check_page(offset, limit)
+        with self._call() as call:
+            labels = call.actor.labels()
+            wanted = offset + limit
+            found: builtins.list[Activity] = []
+            start = 0
+            while len(found) < wanted:
+                batch = call.uow.activities.list(offset=start, limit=_SCAN_BATCH)
+                found.extend(
+                    a
+                    for a in batch
+                    if a.object_type == "dataset"
+                    and (labels is None or set(a.permission_labels) & labels)
+                )
+                if len(batch) < _SCAN_BATCH:
+                    break
+                start += _SCAN_BATCH
+            return found[offset:wanted]
 
     def recent(self, *, offset: int = 0, limit: int = 31) -> builtins.list[Activity]:
         """The whole site's stream (sysadmins)."""

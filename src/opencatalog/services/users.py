@@ -188,6 +188,15 @@ class UserService(Service):
             total = call.uow.users.count(states=states)
         return Page(items=tuple(items), total=total, offset=offset, limit=limit)
 
+    def find(self, q: str) -> builtins.list[User]:
+        """Active accounts whose name or full name contains ``q`` case-insensitively, by name
+        (CKAN user_list's ``q``); readable by anyone, as the accounts themselves are."""
+        if not isinstance(q, str) or not q.strip():
+            raise ValidationFailed({"q": ["Missing value"]})
+        with self._call() as call:
+            total = call.uow.users.count()
+            return call.uow.users.search(q.strip(), limit=max(total, 1))
+
     def authenticate(self, name_or_email: str, password: str) -> Actor:
         """The actor for a user name (or email) and password; NotAuthorized otherwise."""
         with self._call() as call:
