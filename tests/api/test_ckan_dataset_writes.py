@@ -422,17 +422,23 @@ def test_resource_patch_merges(ckan):
     assert res["colour"] == "red" and res["shade"] == "dark"
 
 
-def test_resource_patch_with_an_upload(ckan):
+@pytest.mark.parametrize(
+    ("name", "kept"), [("resource_patch", "readings"), ("resource_update", None)]
+)
+def test_resource_patch_and_update_with_an_upload(ckan, name, kept):
     rid = _water_resource(ckan)["id"]
     response = ckan.client.post(
-        "/api/3/action/resource_patch",
-        data={"id": rid},
+        f"/api/3/action/{name}",
+        data={"id": rid, "description": "uploaded"},
         files={"upload": ("data.json", b"{}", "application/json")},
         headers=ckan.headers("bob"),
     )
     assert response.status_code == 200, response.json()
     res = response.json()["result"]
-    assert res["url_type"] == "upload" and res["size"] == 2 and res["name"] == "readings"
+    assert res["url_type"] == "upload" and res["size"] == 2 and res["format"] == "JSON"
+    assert res["description"] == "uploaded"
+    assert res["name"] == (kept or "data.json")
+    assert ckan.result("resource_show", {"id": rid}) == res
 
 
 @pytest.mark.parametrize("name", ["resource_update", "resource_patch", "resource_delete"])
@@ -562,3 +568,12 @@ def test_resource_search_skips_private_datasets(ckan):
 def test_resource_search_bad_parameters_are_409(ckan, data, field):
     error = ckan.error("resource_search", data, status=409)
     assert error["__type"] == "Validation Error" and field in error
+
+
+def test_resource_search_empty_term_matches_all_and_size_matches_exactly(ckan):
+    assert ckan.result("resource_search", {"query": "name:"})["count"] == 2
+    for size in (12, 120):
+        ckan.result("resource_create", {"package_id": "water", "size": size}, who="bob")
+    found = ckan.result("resource_search", {"query": "size:12"})
+    assert [r["size"] for r in found["results"]] == [12]
+    assert ckan.result("resource_search", {"query": "name:", "fields": {"x": 1}})["count"] == 4
