@@ -187,6 +187,12 @@ def test_package_update_without_id_or_name_is_409(ckan):
     assert error["id"] == ["Missing value"]
 
 
+def test_package_update_with_an_empty_name_is_409(ckan):
+    error = ckan.error("package_update", {"id": "water", "name": ""}, who="bob", status=409)
+    assert "name" in error
+    assert ckan.result("package_show", {"id": "water"})["title"] == "Water quality"
+
+
 def test_package_update_to_a_name_in_use_is_409(ckan):
     error = ckan.error("package_update", {"id": "secret", "name": "water"}, who="bob", status=409)
     assert error["name"] == ["That URL is already in use."]

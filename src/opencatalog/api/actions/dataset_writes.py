@@ -62,13 +62,14 @@ def package_update(cat: Catalog, params: Params) -> dict[str, Any]:
     Omitted text fields, ``tags`` and ``extras`` are cleared; ``name``, ``private``,
     ``owner_org`` and ``state`` are kept when omitted, and so are ``resources`` and
     ``groups`` (CKAN 2.12's rule); ``type`` never changes. Nothing changed means no new
-    revision. Returns the dataset as package_show shows it."""
+    revision. The values kept are read first: a change by someone else in between is 409
+    (Conflict) instead of being undone. Returns the dataset as package_show shows it."""
     ref = params.require("id", "name")
     data = params.mapping()
     current = cat.datasets.get(ref)
     data["id"] = current.id
     expected: int | None = None
-    if data.get("name") in (None, ""):
+    if data.get("name") is None:
         data["name"] = current.name
         expected = current.revision  # the name read above must still be the stored one
     if "private" not in data or data["private"] is None:
