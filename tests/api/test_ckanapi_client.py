@@ -14,10 +14,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import attrs
 import ckanapi
 import pytest
+import requests
 import uvicorn
 
 from opencatalog.api import create_app
@@ -35,14 +38,15 @@ class Site:
     ids: dict[str, str]
 
     def client(self, who: str | None = None, **options: object) -> ckanapi.RemoteCKAN:
-        apikey = None if who is None else self.tokens.get(who, who)
+        apikey = self.tokens.get(who, who) if who else None
         return ckanapi.RemoteCKAN(
             self.url, apikey=apikey, user_agent="opencatalog-tests", **options
         )
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
+@contextmanager
+def _served_site() -> Iterator[Site]:
+    """A fresh in-memory site served by uvicorn on a free port, in a background thread."""
     catalog = open_catalog(
         password_hash_params=dict(CHEAP_PASSWORD_HASHING), run_jobs_in_process=False
     )
@@ -98,6 +102,20 @@ def site() -> Iterator[Site]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    """The site the read tests share (nothing writes to it)."""
+    with _served_site() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def writable() -> Iterator[Site]:
+    """A site of its own for the write tests."""
+    with _served_site() as served:
+        yield served
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -199,3 +217,85 @@ def test_unknown_action_is_a_ckanapi_error(site: Site) -> None:
     with site.client() as ckan, pytest.raises(ckanapi.CKANAPIError) as caught:
         ckan.action.no_such_action()
     assert "Action name not known: no_such_action" in str(caught.value)
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def test_package_create_show_and_patch(writable: Site) -> None:
+    with writable.client("bob") as ckan:
+        created = ckan.action.package_create(
+            name="rain",
+            title="Rainfall",
+            owner_org="org-a",
+            tags=[{"name": "rain"}],
+            resources=[{"url": "https://example.org/rain.csv", "name": "daily"}],
+        )
+        assert created["name"] == "rain"
+        assert created["organization"]["name"] == "org-a"
+        assert ckan.action.package_show(id=created["id"])["title"] == "Rainfall"
+        patched = ckan.action.package_patch(id="rain", title="Rainfall, daily")
+    assert patched["id"] == created["id"]
+    assert patched["title"] == "Rainfall, daily"
+    # what package_patch was not given stays as it was
+    assert [r["name"] for r in patched["resources"]] == ["daily"]
+    assert [t["name"] for t in patched["tags"]] == ["rain"]
+    with writable.client() as ckan:
+        assert ckan.action.package_show(id="rain")["title"] == "Rainfall, daily"
+
+
+def test_writes_without_the_right_raise_not_authorized(writable: Site) -> None:
+    for who in (None, "dave"):  # anonymous, and a user outside the organization
+        with writable.client(who) as ckan, pytest.raises(ckanapi.NotAuthorized) as caught:
+            ckan.action.package_create(name=f"nope-{who or 'anonymous'}", owner_org="org-a")
+        error = caught.value.extra_msg  # ckanapi keeps CKAN's error object as it came
+        assert error["__type"] == "Authorization Error"
+        assert error["message"].startswith("Access denied")
+    with writable.client("dave") as ckan, pytest.raises(ckanapi.NotAuthorized):
+        ckan.action.package_patch(id="water", title="Vandalized")
+    with writable.client() as ckan:
+        assert ckan.action.package_show(id="water")["title"] == "Water quality"
+
+
+def test_a_taken_name_raises_validation_error(writable: Site) -> None:
+    with writable.client("bob") as ckan, pytest.raises(ckanapi.ValidationError) as caught:
+        ckan.action.package_create(name="water", owner_org="org-a")
+    assert caught.value.error_dict == {
+        "name": ["That URL is already in use."],
+        "__type": "Validation Error",
+    }
+
+
+def test_resource_create_with_an_upload(writable: Site, tmp_path: Path) -> None:
+    data = b"station,ph\nA,7.1\nB,6.8\n"
+    path = tmp_path / "ph.csv"
+    path.write_bytes(data)
+    with writable.client("bob") as ckan, path.open("rb") as upload:
+        # a file-like keyword argument makes ckanapi send a multipart request
+        created = ckan.action.resource_create(package_id="water", name="ph", upload=upload)
+    assert created["package_id"] == writable.ids["water"]
+    assert created["name"] == "ph"
+    assert created["url_type"] == "upload"
+    assert created["size"] == len(data)
+    url = created["url"]
+    if url.startswith("/"):
+        url = writable.url + url
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200
+    assert response.content == data
+    with writable.client() as ckan:
+        resources = ckan.action.package_show(id="water")["resources"]
+    assert [r["name"] for r in resources][-1] == "ph"
+
+
+def test_user_show(writable: Site) -> None:
+    with writable.client("bob") as ckan:
+        own = ckan.action.user_show(id="bob")
+    with writable.client() as ckan:
+        public = ckan.action.user_show(id="bob")
+        with pytest.raises(ckanapi.NotFound):
+            ckan.action.user_show(id="nobody")
+    assert own["name"] == public["name"] == "bob"
+    assert own["email"] == "bob@example.org"  # only the user themselves (and sysadmins)
+    assert "email" not in public or not public["email"]
+    assert "password" not in own and "password_hash" not in own
