@@ -19,7 +19,7 @@ from ._base import Call, Principal, Service, ServiceContext, require_input, requ
 from .datasets import TOPIC, Page, _page_args
 from .validation import check_group, given
 
-__all__ = ["GroupService", "Member"]
+__all__ = ["GroupService", "Member", "UserGroup"]
 
 
 @frozen(kw_only=True)
@@ -27,6 +27,14 @@ class Member:
     """A user with their capacity in an organization or group."""
 
     user: User
+    capacity: Capacity
+
+
+@frozen(kw_only=True)
+class UserGroup:
+    """An organization or group with a user's capacity in it."""
+
+    group: Group
     capacity: Capacity
 
 
@@ -301,6 +309,25 @@ class GroupService(Service):
             call.uow.memberships.remove(group.id, target.id)
             call.activity(self._kind, "member_changed", group)
             call.commit()
+
+    def for_user(self, user: str | None = None) -> builtins.list[UserGroup]:
+        """The active organizations or groups a user (id or name; the actor when None) holds
+        a capacity in, by name. A sysadmin holds ``admin`` in every one of them, as CKAN's
+        organization_list_for_user says; anonymous actors hold none."""
+        with self._call() as call:
+            if user is None:
+                if call.actor.user_id is None:
+                    return []
+                target = self._user(call, call.actor.user_id)
+            else:
+                target = self._user(call, require_ref(user, "id"))
+            groups = call.uow.groups.list(
+                is_organization=self.is_organization, states=frozenset({State.ACTIVE})
+            )
+            if target.sysadmin:
+                return [UserGroup(group=g, capacity=Capacity.ADMIN) for g in groups]
+            held = {m.group_id: m.capacity for m in call.uow.memberships.for_user(target.id)}
+            return [UserGroup(group=g, capacity=held[g.id]) for g in groups if g.id in held]
 
     # -- datasets in groups ------------------------------------------------------------
 
