@@ -131,3 +131,9 @@ def test_recently_changed_bad_parameters(ckan: Any) -> None:
     name = "recently_changed_packages_activity_list"
     assert "limit" in ckan.error(name, {"limit": "x"}, status=409)
     assert "offset" in ckan.error(name, {"offset": "-2"}, status=409)
+
+
+@pytest.mark.parametrize("name", [name for name, _ in LISTS])
+def test_help_show_documents_each_list(ckan: Any, name: str) -> None:
+    text = ckan.result("help_show", {"name": name})
+    assert "``id``" in text and "``limit``" in text

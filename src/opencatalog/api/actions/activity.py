@@ -42,32 +42,42 @@ def _stream(
     return [activity_to_dict(a) for a in read(*args, offset=offset, limit=limit)]
 
 
-@action("package_activity_list", get=True)
-def package_activity_list(cat: Catalog, params: Params) -> list[dict[str, Any]]:
-    """The activity stream of the dataset ``id`` (an id or a name), for those who may read
-    it; ``offset`` and ``limit`` (default 31, at most 100) page it."""
-    return _stream(params, cat.activities.for_dataset, params.require("id"))
+#: The streams of one object: action name, ActivityService method, docstring.
+_OBJECT_STREAMS = [
+    (
+        "package_activity_list",
+        "for_dataset",
+        "The activity stream of the dataset ``id`` (an id or a name), for those who may read it",
+    ),
+    (
+        "organization_activity_list",
+        "for_organization",
+        "The activity stream of the organization ``id`` (the organization's own changes)",
+    ),
+    (
+        "group_activity_list",
+        "for_group",
+        "The activity stream of the group ``id`` (the group's own changes)",
+    ),
+    (
+        "user_activity_list",
+        "for_user",
+        "What the user ``id`` did, without activities on datasets the caller may not read",
+    ),
+]
 
 
-@action("organization_activity_list", get=True)
-def organization_activity_list(cat: Catalog, params: Params) -> list[dict[str, Any]]:
-    """The activity stream of the organization ``id`` (the organization's own changes);
-    ``offset`` and ``limit`` (default 31, at most 100)."""
-    return _stream(params, cat.activities.for_organization, params.require("id"))
+def _register_object_stream(name: str, method: str, doc: str) -> None:
+    def object_stream(cat: Catalog, params: Params) -> list[dict[str, Any]]:
+        return _stream(params, getattr(cat.activities, method), params.require("id"))
+
+    object_stream.__name__ = object_stream.__qualname__ = name
+    object_stream.__doc__ = f"{doc}; ``offset`` and ``limit`` (default 31, at most 100)."
+    action(name, get=True)(object_stream)
 
 
-@action("group_activity_list", get=True)
-def group_activity_list(cat: Catalog, params: Params) -> list[dict[str, Any]]:
-    """The activity stream of the group ``id`` (the group's own changes); ``offset`` and
-    ``limit`` (default 31, at most 100)."""
-    return _stream(params, cat.activities.for_group, params.require("id"))
-
-
-@action("user_activity_list", get=True)
-def user_activity_list(cat: Catalog, params: Params) -> list[dict[str, Any]]:
-    """What the user ``id`` did, without activities on datasets the caller may not read;
-    ``offset`` and ``limit`` (default 31, at most 100)."""
-    return _stream(params, cat.activities.for_user, params.require("id"))
+for _name, _method, _doc in _OBJECT_STREAMS:
+    _register_object_stream(_name, _method, _doc)
 
 
 @action("recently_changed_packages_activity_list", get=True)
