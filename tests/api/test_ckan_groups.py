@@ -136,7 +136,7 @@ def test_group_package_show(ckan):
         ckan.result("group_package_show", {"id": "env", "limit": 5})[0]["groups"][0]["name"]
         == "env"
     )
-    names = [p["name"] for p in ckan.result("group_package_show", {"id": "org-a"})]
+    names = [p["name"] for p in ckan.result("group_package_show", {"id": "org-a"}, who="carol")]
     assert names == ["water"]  # never the private dataset
     ckan.error("group_package_show", {"id": "nope"}, status=404)
     assert "limit" in ckan.error("group_package_show", {"id": "env", "limit": -1}, status=409)

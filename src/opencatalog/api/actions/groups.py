@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from opencatalog.domain.commands import GroupPatch
-from opencatalog.domain.model import Capacity, Group, Membership
+from opencatalog.domain.model import Capacity, Dataset, Group, Membership
 from opencatalog.errors import NotFound, ValidationFailed
 from opencatalog.serialization import group_input_from_dict, group_to_dict, user_to_dict
 from opencatalog.services.catalog import Catalog
@@ -70,17 +70,23 @@ def _member_dicts(service: GroupService, group: Group) -> list[dict[str, Any]]:
     return out
 
 
+def _datasets_in(cat: Catalog, group: Group, **options: Any) -> tuple[Dataset, ...]:
+    """The active datasets of an organization or group the caller may read (``options`` go
+    to the dataset service's ``list``)."""
+    org = group.is_organization
+    page = cat.datasets.list(
+        organization=group.id if org else None, group=None if org else group.id, **options
+    )
+    return page.items
+
+
 def _datasets(cat: Catalog, group: Group, *, limit: int | None) -> list[dict[str, Any]]:
     """The group's active datasets, newest first, as package_search would find them: an
     organization's private ones for those who may read them, a group's public ones only."""
-    page = cat.datasets.list(
-        organization=group.id if group.is_organization else None,
-        group=None if group.is_organization else group.id,
-        include_private=group.is_organization,
-        order="-metadata_modified",
-        limit=limit,
+    found = _datasets_in(
+        cat, group, include_private=group.is_organization, order="-metadata_modified", limit=limit
     )
-    return package_dicts(cat, page.items)
+    return package_dicts(cat, found)
 
 
 def _group_dict(
@@ -376,13 +382,7 @@ def group_package_show(cat: Catalog, params: Params) -> list[dict[str, Any]]:
     ref = params.require("id")
     limit = params.integer("limit", 10, minimum=0, maximum=ROWS_MAX) or 10
     group = _either(cat, ref)
-    page = cat.datasets.list(
-        organization=group.id if group.is_organization else None,
-        group=None if group.is_organization else group.id,
-        order="-metadata_modified",
-        limit=limit,
-    )
-    return package_dicts(cat, page.items)
+    return package_dicts(cat, _datasets_in(cat, group, order="-metadata_modified", limit=limit))
 
 
 _OBJECT_TYPES = ("user", "package")
@@ -411,13 +411,8 @@ def member_list(cat: Catalog, params: Params) -> list[list[str]]:
         service = _service(cat, group.is_organization)
         rows += [[m.user.id, "user", m.capacity.value] for m in service.members(group.id)]
     if object_type in (None, "", "package"):
-        page = cat.datasets.list(
-            organization=group.id if group.is_organization else None,
-            group=None if group.is_organization else group.id,
-            include_private=True,
-        )
         link = "organization" if group.is_organization else "public"
-        rows += [[ds.id, "package", link] for ds in page.items]
+        rows += [[ds.id, "package", link] for ds in _datasets_in(cat, group, include_private=True)]
     return [row for row in rows if not capacity or row[2] == capacity]
 
 
