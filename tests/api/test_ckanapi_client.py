@@ -299,3 +299,14 @@ def test_user_show(writable: Site) -> None:
     assert own["email"] == "bob@example.org"  # only the user themselves (and sysadmins)
     assert "email" not in public or not public["email"]
     assert "password" not in own and "password_hash" not in own
+
+
+def test_organization_show(site: Site) -> None:
+    with site.client() as ckan:
+        org = ckan.action.organization_show(id="org-a")
+        assert org["id"] == site.ids["org-a"]
+        assert org["title"] == "Org A"
+        assert org["is_organization"] is True
+        with pytest.raises(ckanapi.NotFound):
+            ckan.action.organization_show(id="no-such-org")
+        assert "org-a" in ckan.action.organization_list()
