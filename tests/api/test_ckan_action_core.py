@@ -321,3 +321,16 @@ def test_current_package_list_with_resources(ckan: Any) -> None:
     assert listed[0]["resources"][0]["name"] == "readings"
     member = ckan.result("current_package_list_with_resources", {"limit": 10}, who="carol")
     assert sorted(d["name"] for d in member) == ["secret", "water"]
+
+
+def test_help_links_keep_the_mount_point(ckan: Any) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from opencatalog.api import create_app
+
+    outer = Starlette(routes=[Mount("/catalog", app=create_app(ckan.catalog))])
+    body = TestClient(outer).get("/catalog/api/3/action/package_list").json()
+    assert body["help"] == "http://testserver/catalog/api/3/action/help_show?name=package_list"
+    assert body["result"] == ["water"]

@@ -193,7 +193,7 @@ async def action_endpoint(request: Request) -> Response:
     if callback is not None:
         data.pop("callback", None)
     files = [v for v in data.values() if isinstance(v, UploadFile)]
-    help_url = f"{request.base_url}api/3/action/help_show?name={name}"
+    help_url = f"{request.url_for('ckan_action', name='help_show')}?name={name}"
     catalog: Catalog = request.app.state.catalog
     params = Params(data)
 
@@ -226,7 +226,7 @@ def _version(number: int) -> Any:
 def action_routes() -> list[Route]:
     """The Action API's routes and the API version routes."""
     return [
-        Route("/api/3/action/{name}", action_endpoint, methods=["GET", "POST"]),
+        Route("/api/3/action/{name}", action_endpoint, methods=["GET", "POST"], name="ckan_action"),
         Route("/api/action/{name}", action_endpoint, methods=["GET", "POST"]),
         Route("/api", _version(1), methods=["GET"]),
         *(Route(f"/api/{n}", _version(n), methods=["GET"]) for n in (1, 2, 3)),
