@@ -18,7 +18,6 @@ WRITE_ACTIONS = [
     "user_patch",
     "user_delete",
     "api_token_create",
-    "api_token_list",
     "api_token_revoke",
 ]
 
@@ -249,6 +248,9 @@ def test_api_token_create_list_and_revoke_by_self(ckan: Any) -> None:
     assert ckan.result("user_show", {"id": "dave"}, who="dave2")["email"] == "dave@example.org"
 
     tokens = ckan.result("api_token_list", {"user_id": "dave"}, who="dave")
+    listed = ckan.get("api_token_list", {"user_id": "dave"}, who="dave")  # GET-able, as in CKAN
+    assert listed.status_code == 200
+    assert [t["id"] for t in listed.json()["result"]] == [t["id"] for t in tokens]
     assert [t["name"] for t in tokens] == ["test", "laptop"]
     assert all("token_hash" not in t and "last_access" in t for t in tokens)
     assert ckan.result("api_token_list", {"user": "dave"}, who="dave2") == ckan.result(

@@ -136,7 +136,7 @@ def api_token_create(cat: Catalog, params: Params) -> dict[str, str]:
     return {"token": cat.tokens.create(user, name).secret}
 
 
-@action("api_token_list")
+@action("api_token_list", get=True)
 def api_token_list(cat: Catalog, params: Params) -> list[dict[str, Any]]:
     """The tokens of ``user_id`` (or ``user``; id or name), oldest first: ``id``, ``name``,
     ``user_id``, ``created_at``, ``last_access`` (also as ``last_used_at``),
