@@ -60,7 +60,13 @@ from .actions.params import Params
 from .auth import token_from_headers
 from .errors import row_for
 
-__all__ = ["action_routes"]
+__all__ = [
+    "action_routes",
+    "caller_catalog",
+    "error_object",
+    "json_response",
+    "jsonp_or_json",
+]
 
 log = logging.getLogger("opencatalog.api")
 
@@ -87,7 +93,8 @@ def _dumps(body: Any) -> bytes:
     return json.dumps(body, default=_json_default, ensure_ascii=False).encode("utf-8")
 
 
-def _json(body: Any, status: int = 200) -> Response:
+def json_response(body: Any, status: int = 200) -> Response:
+    """``body`` as CKAN's JSON answer (``application/json;charset=utf-8``)."""
     return Response(_dumps(body), status_code=status, media_type=JSON_UTF8)
 
 
@@ -140,7 +147,7 @@ async def _request_data(request: Request, spec: Action) -> dict[str, Any]:
     return _decode_json(body)
 
 
-def _caller(catalog: Catalog, headers: Mapping[str, str], *, anonymous: bool) -> Catalog:
+def caller_catalog(catalog: Catalog, headers: Mapping[str, str], *, anonymous: bool) -> Catalog:
     """The catalog view acting for the caller; an unknown token means anonymous (blocking)."""
     token = None if anonymous else token_from_headers(headers)
     if token is None:
@@ -179,16 +186,16 @@ async def action_endpoint(request: Request) -> Response:
     name = request.path_params["name"]
     spec = ACTIONS.get(name)
     if spec is None:
-        return _json(f"Bad request: Action name not known: {name}", 400)
+        return json_response(f"Bad request: Action name not known: {name}", 400)
     if request.method == "GET" and not spec.get:
-        return _json(
+        return json_response(
             "Bad request: JSON Error: Invalid request. Please use POST method for your request",
             400,
         )
     try:
         data = await _request_data(request, spec)
     except _BadRequest as exc:
-        return _json(str(exc), 400)
+        return json_response(str(exc), 400)
     callback = request.query_params.get("callback") if request.method == "GET" else None
     if callback is not None:
         data.pop("callback", None)
@@ -198,22 +205,26 @@ async def action_endpoint(request: Request) -> Response:
     params = Params(data)
 
     def call() -> Any:
-        cat = _caller(catalog, request.headers, anonymous=callback is not None)
+        cat = caller_catalog(catalog, request.headers, anonymous=callback is not None)
         return spec.function(cat, params)
 
     try:
         result = await run_in_threadpool(call)
     except Exception as exc:  # every failure answers in the envelope
         status, error = error_object(exc)
-        return _json({"help": help_url, "success": False, "error": error}, status)
+        return json_response({"help": help_url, "success": False, "error": error}, status)
     finally:
         for upload in files:
             await upload.close()
-    body = {"help": help_url, "success": True, "result": result}
+    return jsonp_or_json({"help": help_url, "success": True, "result": result}, callback)
+
+
+def jsonp_or_json(body: Any, callback: str | None) -> Response:
+    """A successful answer: ``<callback>(<json>);`` for a plain JavaScript name, else JSON."""
     if callback is not None and _CALLBACK.match(callback):
         text = f"{html.escape(callback)}({_dumps(body).decode('utf-8')});"
         return Response(text.encode("utf-8"), media_type=JAVASCRIPT_UTF8)
-    return _json(body)
+    return json_response(body)
 
 
 def _version(number: int) -> Any:

@@ -72,6 +72,7 @@ from opencatalog.services.files import (
 from .action import action_routes
 from .auth import catalog_for
 from .errors import handle_catalog_error, handle_http_error, handle_unexpected, problem
+from .util import util_routes
 
 __all__ = ["create_app"]
 
@@ -393,7 +394,7 @@ def create_app(catalog: Catalog, *, close_catalog: bool = False, debug: bool = F
 
     app = Starlette(
         debug=debug,
-        routes=[*routes(), *action_routes()],
+        routes=[*routes(), *action_routes(), *util_routes()],
         lifespan=lifespan,
         exception_handlers={
             OpenCatalogError: handle_catalog_error,
