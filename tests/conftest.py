@@ -8,9 +8,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     import psycopg
+
+# Speed is measured by the benchmarks, never asserted by tests: no per-example deadline (the
+# suite runs on as many workers as the machine has cores, so examples share the CPU).
+settings.register_profile("opencatalog", deadline=None)
+settings.load_profile("opencatalog")
 
 # =============================================================================================
 # PostgreSQL (storage adapter tests)
