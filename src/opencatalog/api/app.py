@@ -72,6 +72,7 @@ from opencatalog.services.files import (
 from .action import action_routes
 from .auth import catalog_for
 from .errors import handle_catalog_error, handle_http_error, handle_unexpected, problem
+from .legacy_search import legacy_search_routes
 from .util import util_routes
 
 __all__ = ["create_app"]
@@ -394,7 +395,7 @@ def create_app(catalog: Catalog, *, close_catalog: bool = False, debug: bool = F
 
     app = Starlette(
         debug=debug,
-        routes=[*routes(), *action_routes(), *util_routes()],
+        routes=[*routes(), *action_routes(), *util_routes(), *legacy_search_routes()],
         lifespan=lifespan,
         exception_handlers={
             OpenCatalogError: handle_catalog_error,
