@@ -1,10 +1,6 @@
-"""A small CKAN site for the Action API tests: an in-memory catalog served through Starlette's
-TestClient, with users, tokens, an organization, a group and a few datasets.
-
-Users: ``admin`` (sysadmin), ``bob`` (editor of ``org-a``), ``carol`` (member of ``org-a``),
-``dave`` (no organization). Datasets: ``water`` (public, in ``org-a`` and group ``env``, two
-resources, tags ``water`` and ``ph``), ``secret`` (private, in ``org-a``).
-"""
+"""The ``ckan`` fixture: the sample site (``ckan_sample_site.sample_catalog``: users admin,
+bob, carol and dave with tokens; org-a, group env, datasets water and secret) served through
+Starlette's TestClient, with helpers to call its actions as someone."""
 
 from __future__ import annotations
 
@@ -13,13 +9,11 @@ from typing import Any
 
 import attrs
 import pytest
+from ckan_sample_site import sample_catalog  # tests/api is on sys.path (no packages)
 from starlette.testclient import TestClient  # the test extra has Starlette and httpx2
 
 from opencatalog.api import create_app
-from opencatalog.bootstrap import open_catalog
-from opencatalog.domain.commands import DatasetInput, GroupInput, ResourceInput, UserInput
 from opencatalog.services.catalog import Catalog
-from opencatalog.testing.stateful import CHEAP_PASSWORD_HASHING
 
 
 @attrs.define
@@ -74,40 +68,6 @@ class CkanSite:
 
 @pytest.fixture
 def ckan() -> Iterator[CkanSite]:
-    catalog = open_catalog(
-        password_hash_params=dict(CHEAP_PASSWORD_HASHING), run_jobs_in_process=False
-    )
-    tokens = {}
-    for name in ("admin", "bob", "carol", "dave"):
-        catalog.users.create(
-            UserInput(
-                name=name,
-                email=f"{name}@example.org",
-                password="pw-long-1",
-                sysadmin=name == "admin",
-            )
-        )
-        tokens[name] = catalog.tokens.create(name, "test").secret
-    org = catalog.organizations.create(GroupInput(name="org-a", title="Org A"))
-    group = catalog.groups.create(GroupInput(name="env", title="Environment"))
-    catalog.organizations.add_member("org-a", "bob", "editor")
-    catalog.organizations.add_member("org-a", "carol", "member")
-    water = catalog.datasets.create(
-        DatasetInput(
-            name="water",
-            title="Water quality",
-            owner_org="org-a",
-            groups=["env"],
-            tags=["water", "ph"],
-            resources=[
-                ResourceInput(url="https://example.org/water.csv", name="readings"),
-                ResourceInput(url="https://example.org/water.json", name="stations"),
-            ],
-        )
-    )
-    secret = catalog.datasets.create(
-        DatasetInput(name="secret", title="Secret plans", owner_org="org-a", private=True)
-    )
-    ids = {"org-a": org.id, "env": group.id, "water": water.id, "secret": secret.id}
+    catalog, tokens, ids = sample_catalog()
     with TestClient(create_app(catalog, close_catalog=True)) as client:
         yield CkanSite(catalog=catalog, client=client, tokens=tokens, ids=ids)

@@ -22,11 +22,9 @@ import ckanapi
 import pytest
 import requests
 import uvicorn
+from ckan_sample_site import sample_catalog  # tests/api is on sys.path (no packages)
 
 from opencatalog.api import create_app
-from opencatalog.bootstrap import open_catalog
-from opencatalog.domain.commands import DatasetInput, GroupInput, ResourceInput, UserInput
-from opencatalog.testing.stateful import CHEAP_PASSWORD_HASHING
 
 
 @attrs.frozen
@@ -47,39 +45,7 @@ class Site:
 @contextmanager
 def _served_site() -> Iterator[Site]:
     """A fresh in-memory site served by uvicorn on a free port, in a background thread."""
-    catalog = open_catalog(
-        password_hash_params=dict(CHEAP_PASSWORD_HASHING), run_jobs_in_process=False
-    )
-    tokens = {}
-    for name in ("admin", "bob", "dave"):
-        catalog.users.create(
-            UserInput(
-                name=name,
-                email=f"{name}@example.org",
-                password="pw-long-1",
-                sysadmin=name == "admin",
-            )
-        )
-        tokens[name] = catalog.tokens.create(name, "ckanapi").secret
-    org = catalog.organizations.create(GroupInput(name="org-a", title="Org A"))
-    catalog.groups.create(GroupInput(name="env", title="Environment"))
-    catalog.organizations.add_member("org-a", "bob", "editor")
-    water = catalog.datasets.create(
-        DatasetInput(
-            name="water",
-            title="Water quality",
-            owner_org="org-a",
-            groups=["env"],
-            tags=["water", "ph"],
-            resources=[
-                ResourceInput(url="https://example.org/water.csv", name="readings"),
-                ResourceInput(url="https://example.org/water.json", name="stations"),
-            ],
-        )
-    )
-    secret = catalog.datasets.create(
-        DatasetInput(name="secret", title="Secret plans", owner_org="org-a", private=True)
-    )
+    catalog, tokens, ids = sample_catalog()
     config = uvicorn.Config(
         create_app(catalog, close_catalog=True),
         host="127.0.0.1",
@@ -96,7 +62,6 @@ def _served_site() -> Iterator[Site]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    ids = {"org-a": org.id, "water": water.id, "secret": secret.id}
     try:
         yield Site(url=f"http://127.0.0.1:{port}", tokens=tokens, ids=ids)
     finally:
