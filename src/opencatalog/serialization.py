@@ -65,6 +65,7 @@ __all__ = [
     "group_input_from_dict",
     "group_to_dict",
     "make_converter",
+    "parse_bool",
     "resource_input_from_dict",
     "resource_to_dict",
     "token_to_dict",
@@ -166,8 +167,14 @@ def _structure_int(value: Any, _: Any) -> int | None:
     raise _Invalid("Invalid integer")
 
 
+def parse_bool(value: Any) -> bool:
+    """A boolean, ``"true"``/``"false"`` (and yes/no/on/off/1/0), 0/1; null means false.
+    Raises ValueError for anything else (CKAN's ``asbool`` on request values)."""
+    return _structure_bool(value, bool)
+
+
 def _structure_bool(value: Any, _: Any) -> bool:
-    """A boolean, ``"true"``/``"false"`` (and yes/no/on/off/1/0), 0/1; null means false."""
+    """See :func:`parse_bool`."""
     if value is None:
         return False
     if isinstance(value, bool):

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from opencatalog.errors import ValidationFailed
+from opencatalog.serialization import parse_bool
 
 __all__ = ["Params"]
-
-_TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})
-_FALSE = frozenset({"false", "no", "off", "n", "f", "0", ""})
 
 
 class Params:
@@ -79,13 +77,10 @@ class Params:
         value = self.data.get(key)
         if value is None:
             return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ValidationFailed({key: [f"Bad value: {value!r} is not a boolean"]})
+        try:
+            return parse_bool(value)
+        except ValueError:
+            raise ValidationFailed({key: [f"Bad value: {value!r} is not a boolean"]}) from None
 
     def string_list(self, key: str) -> list[str]:
         """A list of strings: a JSON list, a JSON-encoded list in a string (how GET passes
