@@ -61,11 +61,14 @@ from .auth import token_from_headers
 from .errors import row_for
 
 __all__ = [
+    "BadRequest",
     "action_routes",
     "caller_catalog",
+    "decode_json_object",
     "error_object",
     "json_response",
     "jsonp_or_json",
+    "multi_dict",
 ]
 
 log = logging.getLogger("opencatalog.api")
@@ -75,7 +78,7 @@ JAVASCRIPT_UTF8 = "application/javascript;charset=utf-8"
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,127}$")
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
     """A request CKAN refuses before the action runs: 400 with a JSON string body."""
 
 
@@ -98,7 +101,7 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(_dumps(body), status_code=status, media_type=JSON_UTF8)
 
 
-def _multi(items: list[tuple[str, Any]]) -> dict[str, Any]:
+def multi_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
     """Pairs to a dict: a key given once maps to its value, a repeated key to a list."""
     out: dict[str, Any] = {}
     for key, value in items:
@@ -112,15 +115,15 @@ def _multi(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _decode_json(text: str | bytes) -> dict[str, Any]:
+def decode_json_object(text: str | bytes) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise _BadRequest(
+        raise BadRequest(
             f"Bad request: JSON Error: Error decoding JSON data. Error: {exc}"
         ) from None
     if not isinstance(data, dict):
-        raise _BadRequest(
+        raise BadRequest(
             f"Bad request: JSON Error: Request data JSON decoded to {data!r} but it needs to be "
             "a dictionary."
         )
@@ -129,7 +132,7 @@ def _decode_json(text: str | bytes) -> dict[str, Any]:
 
 async def _request_data(request: Request, spec: Action) -> dict[str, Any]:
     if request.method == "GET" or (spec.get and request.query_params):
-        return _multi(list(request.query_params.multi_items()))
+        return multi_dict(list(request.query_params.multi_items()))
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
@@ -139,12 +142,12 @@ async def _request_data(request: Request, spec: Action) -> dict[str, Any]:
             and len(items) == 1
             and items[0][1] in ("", "1")
         ):
-            return _decode_json(items[0][0])
-        return _multi(items)
+            return decode_json_object(items[0][0])
+        return multi_dict(items)
     body = await request.body()
     if not body.strip():
         return {}
-    return _decode_json(body)
+    return decode_json_object(body)
 
 
 def caller_catalog(catalog: Catalog, headers: Mapping[str, str], *, anonymous: bool) -> Catalog:
@@ -194,7 +197,7 @@ async def action_endpoint(request: Request) -> Response:
         )
     try:
         data = await _request_data(request, spec)
-    except _BadRequest as exc:
+    except BadRequest as exc:
         return json_response(str(exc), 400)
     callback = request.query_params.get("callback") if request.method == "GET" else None
     if callback is not None:

@@ -24,7 +24,6 @@ does; ``callback`` gives JSONP on a successful GET.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,7 +37,14 @@ from opencatalog.errors import OpenCatalogError, SearchQueryError, ValidationFai
 from opencatalog.serialization import resource_to_dict
 from opencatalog.services.catalog import Catalog
 
-from .action import error_object, json_response, jsonp_or_json
+from .action import (
+    BadRequest,
+    decode_json_object,
+    error_object,
+    json_response,
+    jsonp_or_json,
+    multi_dict,
+)
 from .actions.datasets import ROWS_MAX, package_dicts
 from .actions.params import Params
 
@@ -48,10 +54,6 @@ _DATASET_RESERVED = frozenset(
     {"q", "qjson", "offset", "limit", "order_by", "all_fields", "callback", "tags"}
 )
 _RESOURCE_FIELDS = ("url", "format", "description", "hash")
-
-
-class _BadRequest(Exception):
-    pass
 
 
 def _quoted(value: str) -> str:
@@ -77,31 +79,15 @@ def _query(data: Mapping[str, Any]) -> str:
 
 
 async def _parameters(request: Request) -> dict[str, Any]:
+    """The query string (GET) or the JSON object (POST), merged with ``qjson``."""
     if request.method == "POST":
         body = await request.body()
-        try:
-            data = json.loads(body) if body.strip() else {}
-        except ValueError:
-            raise _BadRequest("Bad request: could not decode the JSON body") from None
+        data = decode_json_object(body) if body.strip() else {}
     else:
-        data = {}
-        for key, value in request.query_params.multi_items():
-            if key in data:
-                previous = data[key]
-                data[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-            else:
-                data[key] = value
-    if not isinstance(data, dict):
-        raise _BadRequest("Bad request: the parameters must be a JSON object")
+        data = multi_dict(list(request.query_params.multi_items()))
     qjson = data.pop("qjson", None)
     if qjson:
-        try:
-            extra = json.loads(qjson) if isinstance(qjson, str) else qjson
-        except ValueError:
-            raise _BadRequest("Bad request: qjson is not valid JSON") from None
-        if not isinstance(extra, dict):
-            raise _BadRequest("Bad request: qjson must be a JSON object")
-        data.update(extra)
+        data.update(qjson if isinstance(qjson, dict) else decode_json_object(str(qjson)))
     return data
 
 
@@ -127,7 +113,7 @@ def _resources(cat: Catalog, data: dict[str, Any], version: int) -> dict[str, An
     params = Params(data)
     terms = [f"{field}:{value}" for field in _RESOURCE_FIELDS for value in _values(data.get(field))]
     if not terms:
-        raise _BadRequest(f"Bad request: give at least one of {', '.join(_RESOURCE_FIELDS)}")
+        raise BadRequest(f"Bad request: give at least one of {', '.join(_RESOURCE_FIELDS)}")
     found = cat.search.resources(
         terms, offset=params.integer("offset", 0), limit=params.integer("limit", 20)
     )
@@ -155,7 +141,7 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             data = await _parameters(request)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return json_response(str(exc), 400)
         callback = data.pop("callback", None) if request.method == "GET" else None
         data.pop("callback", None)
@@ -166,7 +152,7 @@ def _endpoint(
 
         try:
             result = await run_in_threadpool(call)
-        except _BadRequest as exc:
+        except BadRequest as exc:
             return json_response(str(exc), 400)
         except (SearchQueryError, ValidationFailed) as exc:
             return json_response(f"Bad request: {_message(exc)}", 400)
