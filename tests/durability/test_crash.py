@@ -241,6 +241,7 @@ def sqlite_problems(db: Path) -> list[str]:
         integrity = con.execute("PRAGMA integrity_check").fetchall()
         foreign = con.execute("PRAGMA foreign_key_check").fetchall()
         journal = con.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     finally:
         con.close()
     problems = []
@@ -248,7 +249,9 @@ def sqlite_problems(db: Path) -> list[str]:
         problems.append(f"integrity_check: {integrity[:5]}")
     if foreign:
         problems.append(f"foreign_key_check: {foreign[:5]}")
-    if journal != "wal":
+    # Every connection sets WAL before it writes anything, so only a file the kill left empty
+    # (created, nothing written yet: a kill during start-up) may still be in rollback mode.
+    if journal != "wal" and tables:
         problems.append(f"journal_mode {journal}")
     return problems
 
